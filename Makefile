@@ -1,0 +1,33 @@
+# Two set-up commands: `make demo` (install + ingest the bundled samples + ask) and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# CPU torch where there is no NVIDIA GPU (this pin resolves to a local CPU build on our dev/CI
+# machines); on a GPU box the default PyPI build (CUDA) is used. Override with TORCH_SPEC=...
+TORCH_SPEC ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
+DEMO_HOME ?= $(CURDIR)/.demo-home
+
+.PHONY: install demo test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+demo: install
+	$(VENV)/bin/talkindex ingest data/samples/urls.txt --home $(DEMO_HOME)
+	$(VENV)/bin/talkindex list --home $(DEMO_HOME)
+	$(VENV)/bin/talkindex ask "what is feature store drift" -k 3 --home $(DEMO_HOME)
+
+test: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks pipelines
+
+clean:
+	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache

@@ -1,0 +1,115 @@
+"""Words → sentences → overlapping, time-aligned passage windows.
+
+Windows respect sentence boundaries so a hit never starts mid-sentence; sentences are kept too, so
+search can point a hit at the exact sentence that answers the question.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .records import Chunk, Segment, Transcript
+
+_END = (".", "?", "!", "…")
+
+
+@dataclass
+class ChunkOptions:
+    max_words: int = 60  # a window closes once it holds this many words …
+    max_seconds: float = 40.0  # … or spans this long
+    overlap_sentences: int = 1  # sentences shared by consecutive windows
+    max_sentence_words: int = 40  # unpunctuated speech is cut into pseudo-sentences of this size
+
+
+@dataclass
+class Sentence:
+    idx: int
+    start: float
+    end: float
+    text: str
+    n_words: int
+    quality: float
+
+
+def segment_quality(s: Segment) -> float:
+    """1.0 for normal speech; lower for what Whisper itself flags as likely hallucination."""
+    q = 1.0
+    if s.no_speech_prob > 0.6 and s.avg_logprob < -1.0:
+        q *= 0.3
+    if s.compression_ratio > 2.4:  # repetitive loops
+        q *= 0.5
+    if s.avg_logprob < -1.2:
+        q *= 0.7
+    return q
+
+
+def sentences(transcript: Transcript, opts: ChunkOptions | None = None) -> list[Sentence]:
+    """Split the word stream at sentence punctuation (and at a word cap for run-on speech)."""
+    opts = opts or ChunkOptions()
+    out: list[Sentence] = []
+    buf: list[tuple[float, float, str]] = []
+    qual: list[float] = []
+
+    def flush() -> None:
+        if buf:
+            text = "".join(t for _, _, t in buf).strip()
+            if text:
+                q = min(qual) if qual else 1.0
+                out.append(Sentence(len(out), buf[0][0], buf[-1][1], text, len(buf), q))
+            buf.clear()
+            qual.clear()
+
+    for seg in transcript.segments:
+        q = segment_quality(seg)
+        words = seg.words or _pseudo_words(seg)
+        for w in words:
+            buf.append((w.start, w.end, w.text if w.text.startswith(" ") else " " + w.text))
+            qual.append(q)
+            if w.text.rstrip().rstrip("\"')]").endswith(_END) or len(buf) >= opts.max_sentence_words:
+                flush()
+    flush()
+    return out
+
+
+def _pseudo_words(seg: Segment) -> list:
+    """Segments without word timestamps: spread words evenly over the segment."""
+    from .records import Word
+
+    toks = seg.text.split()
+    if not toks:
+        return []
+    step = (seg.end - seg.start) / len(toks)
+    return [Word(seg.start + i * step, seg.start + (i + 1) * step, " " + t) for i, t in enumerate(toks)]
+
+
+def windows(sents: list[Sentence], episode_id: str, opts: ChunkOptions | None = None) -> list[Chunk]:
+    """Greedy windows of whole sentences, each overlapping the previous by `overlap_sentences`."""
+    opts = opts or ChunkOptions()
+    chunks: list[Chunk] = []
+    i = 0
+    n = len(sents)
+    while i < n:
+        j = i
+        words = 0
+        while j < n:
+            words += sents[j].n_words
+            j += 1
+            if words >= opts.max_words or sents[j - 1].end - sents[i].start >= opts.max_seconds:
+                break
+        part = sents[i:j]
+        chunks.append(
+            Chunk(
+                episode_id=episode_id, idx=len(chunks), start=part[0].start, end=part[-1].end,
+                text=" ".join(s.text for s in part), quality=min(s.quality for s in part),
+                first_sentence=part[0].idx, last_sentence=part[-1].idx,
+            )
+        )
+        if j >= n:
+            break
+        i = max(i + 1, j - opts.overlap_sentences)
+    return chunks
+
+
+def chunk_transcript(transcript: Transcript, opts: ChunkOptions | None = None) -> tuple[list[Sentence], list[Chunk]]:
+    sents = sentences(transcript, opts)
+    return sents, windows(sents, transcript.episode_id, opts)

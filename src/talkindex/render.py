@@ -1,0 +1,33 @@
+"""Rich rendering of hits for people (the CLI's --json path never imports this)."""
+
+from __future__ import annotations
+
+import re
+
+from rich.console import Console
+from rich.text import Text
+
+from .formats import hms
+from .records import Hit
+from .search import highlight_terms
+
+
+def print_hits(hits: list[Hit], question: str, console: Console | None = None) -> None:
+    console = console or Console()
+    terms = highlight_terms(question)
+    pattern = re.compile(r"\b(" + "|".join(re.escape(t) for t in terms) + r")\w*", re.I) if terms else None
+    for h in hits:
+        head = Text()
+        head.append(f"{h.rank}. ", style="bold")
+        head.append(h.title or h.episode_id, style="bold cyan")
+        if h.show:
+            head.append(f"  ·  {h.show}", style="dim")
+        head.append(f"  ·  {hms(h.start)}", style="bold green")
+        head.append(f"  (score {h.score:.4f})", style="dim")
+        console.print(head)
+        body = Text(h.text, style="default")
+        if pattern:
+            body.highlight_regex(pattern, style="bold yellow")
+        console.print(body, soft_wrap=False)
+        console.print(Text(h.link, style="underline blue"))
+        console.print()
