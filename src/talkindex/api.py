@@ -16,7 +16,7 @@ from pathlib import Path
 from .errors import NotFoundError, UsageError
 from .pipeline import IngestOptions, IngestReport, Layout, Pipeline, Progress, transcript_from_json
 from .records import Hit, Transcript
-from .search import SearchOptions, Searcher
+from .search import Searcher, SearchOptions
 from .store import Store
 from .vectors import VectorIndex
 
@@ -116,6 +116,14 @@ class Index:
             "hours": round(sum(e["duration"] or 0 for e in eps if e["status"] == "indexed") / 3600, 3),
             "chunks": self.vectors.ntotal, "embedder": self.embedder, "index_bytes": size,
         }
+
+    def doctor(self, repair: bool = False) -> tuple[list, list[str]]:
+        """(problems left, repairs done): see `talkindex.doctor`. `repair` never re-transcribes."""
+        from . import doctor
+
+        self._searcher = None
+        done = doctor.repair(self.home) if repair else []
+        return doctor.check(self.home), done
 
 
 def hits_json(hits: list[Hit]) -> list[dict]:

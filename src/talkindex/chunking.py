@@ -15,7 +15,7 @@ _END = (".", "?", "!", "…")
 
 @dataclass
 class ChunkOptions:
-    max_words: int = 60  # a window closes once it holds this many words …
+    max_words: int = 45  # a window closes once it holds this many words … (devset-tuned, see README)
     max_seconds: float = 40.0  # … or spans this long
     overlap_sentences: int = 1  # sentences shared by consecutive windows
     max_sentence_words: int = 40  # unpunctuated speech is cut into pseudo-sentences of this size

@@ -74,9 +74,8 @@ def ingest(
     """
     _setup_logging(verbose)
     from .pipeline import IngestOptions
-    from .sources import read_urls_file
-
     from .progress import IngestProgress
+    from .sources import read_urls_file
 
     try:
         inputs, errors = read_urls_file(urls)
@@ -204,9 +203,157 @@ def ask(
     print_hits(hits, question)
 
 
+eval_app = typer.Typer(help="Measure retrieval quality on a spoken QA set, or ASR word error rate.",
+                       no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    directory: Annotated[Path, typer.Argument(help="Folder like the devset: feed.xml (enclosures at "
+                                              "http://127.0.0.1:PORT/…), media, questions.json, truth.json.")],
+    home: Annotated[Optional[Path], typer.Option("--home", help="Ingest into this home (default: a scratch "
+                                                 "home, deleted afterwards).")] = None,
+    mode: Annotated[list[str], typer.Option(help="Search mode(s) to score; repeat for several.")] = ["hybrid"],
+    json_out: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Serve DIRECTORY on loopback, ingest its feed, ask every question; print R@1, R@5, MRR@10 and
+    |hit start − answer start| overall and per question kind. A hit is in the right episode and overlaps
+    the answer sentence ±1 sentence."""
+    _setup_logging(verbose)
+    from .api import dumps
+    from .evaluate import eval_retrieval as run
+    from .progress import IngestProgress
+
+    try:
+        with IngestProgress(quiet=True) as progress:
+            res = run(directory, home=home, modes=tuple(mode), progress=progress)
+    except TalkindexError as e:
+        _fail(e)
+    if json_out:
+        typer.echo(dumps(res))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{res['set']}: {res['questions']} questions", box=None)
+    for col in ("mode", "kind", "n", "R@1", "R@5", "MRR@10", "≤10 s", "median |Δstart| s", "p90 s", "ask ms"):
+        t.add_column(col)
+    for m, r in res["modes"].items():
+        for kind, v in [("all", r["overall"]), *r["by_kind"].items()]:
+            t.add_row(m, kind, str(v["n"]), f"{v['r@1']:.2f}", f"{v['r@5']:.2f}", f"{v['mrr@10']:.3f}",
+                      f"{v['within_10s']:.2f}", str(v["start_error_median"]), str(v["start_error_p90"]),
+                      str(r["ask_ms_per_question"]) if kind == "all" else "")
+    Console().print(t)
+
+
+@eval_app.command("asr")
+def eval_asr(
+    manifest: Annotated[Path, typer.Argument(help="JSON list of clips: file, transcript_text (or transcript), "
+                                             "language; paths relative to the manifest.")],
+    model: Annotated[str, typer.Option(help="faster-whisper model name or directory.")] = "tiny.en",
+    beam_size: Annotated[int, typer.Option(help="Beam size.")] = 1,
+    batch_size: Annotated[int, typer.Option(help="Batched inference size; 0 = sequential on CPU.")] = 0,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    json_out: JsonOpt = False,
+) -> None:
+    """Word error rate per clip and overall (lower-cased, punctuation stripped) and real-time factor, for
+    English clips with exact human references."""
+    from .api import dumps
+    from .evaluate import eval_asr as run
+
+    if not manifest.is_file():
+        typer.echo(f"talkindex: error: {manifest}: no such manifest file", err=True)
+        raise typer.Exit(2)
+    try:
+        res = run(manifest, model=model, beam_size=beam_size, batch_size=batch_size, device=device)
+    except TalkindexError as e:
+        _fail(e)
+    if json_out:
+        typer.echo(dumps(res))
+        return
+    for r in res["clips"]:
+        typer.echo(f"{r['clip']:<55} words {r['words']:>4}  WER {r['wer']:.3f}  RTF {r['rtf']:.3f}")
+    typer.echo(f"overall: {res['words']} words, WER {res['wer']:.3f}, RTF {res['rtf']:.3f} ({res['model']})")
+
+
+def _fast_ask(argv: list[str]) -> bool:
+    """Run a well-formed `talkindex ask ...` without typer's parameter coercion, which imports pydantic
+    (~0.1 s, a third of the cold-start budget). Anything unusual (--help, a bad or unknown option, k < 1)
+    returns False and typer handles the command as before, with its own messages."""
+    if not argv or argv[0] != "ask" or any(a in ("-h", "--help") for a in argv[1:]):
+        return False
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message):  # noqa: ARG002 - fall back to typer for every error
+            raise ValueError(message)
+
+    p = _Parser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    p.add_argument("question", nargs="?")
+    p.add_argument("-k", type=int, default=5)
+    for opt in ("--file", "--mode", "--show", "--since", "--episode", "--home"):
+        p.add_argument(opt)
+    p.add_argument("--json", dest="json_out", action="store_true")
+    p.add_argument("--verbose", "-v", action="store_true")
+    try:
+        a = p.parse_args(argv[1:])
+    except (ValueError, argparse.ArgumentError):
+        return False
+    if a.k < 1 or a.mode == "" or a.home == "":
+        return False
+    try:
+        ask(question=a.question, k=a.k, file=Path(a.file) if a.file is not None else None,
+            mode=a.mode or "hybrid", show=a.show, since=a.since, episode=a.episode,
+            home=Path(a.home) if a.home is not None else None, json_out=a.json_out, verbose=a.verbose)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    return True
+
+
 def main() -> None:
     try:
-        app()
+        if not _fast_ask(sys.argv[1:]):
+            app()
     except KeyboardInterrupt:
         typer.echo("talkindex: interrupted", err=True)
         sys.exit(130)
+
+
+@app.command()
+def doctor(
+    home: HomeOpt = None,
+    repair: Annotated[bool, typer.Option("--repair", help="Fix what can be fixed without re-transcribing.")] = False,
+    json_out: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Check that FAISS, DuckDB, episode states and files under the home agree.
+
+    Exit status: 0 when clean, 1 when problems remain (each listed). --repair rebuilds FAISS from the
+    stored embeddings, re-embeds from stored transcripts and removes leftovers; it refuses to run while
+    an ingest holds the home.
+    """
+    _setup_logging(verbose)
+    from . import doctor as doc
+    from .api import default_home, dumps
+
+    where = home.expanduser() if home else default_home()
+    repaired: list[str] = []
+    try:
+        if repair:
+            repaired = doc.repair(where)
+        problems = doc.check(where)
+    except TalkindexError as e:
+        _fail(e)
+    if json_out:
+        typer.echo(dumps({"home": str(where), "ok": not problems, "repaired": repaired,
+                          "problems": [p.to_dict() for p in problems]}))
+    else:
+        for line in repaired:
+            typer.echo(f"repaired: {line}")
+        for p in problems:
+            typer.echo(f"problem: {p}")
+        typer.echo(f"talkindex: {where}: " + ("ok, no problems" if not problems else f"{len(problems)} problem(s)"
+                                              + ("" if repair else "; try `talkindex doctor --repair`")), err=True)
+    raise typer.Exit(0 if not problems else 1)

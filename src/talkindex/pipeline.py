@@ -183,25 +183,32 @@ class Pipeline:
         return self._embedder
 
     # -- the batch -------------------------------------------------------------------------------
-    def ingest(self, inputs: list[str], input_errors: list[str] | None = None) -> IngestReport:
+    def ingest(
+        self, inputs: list[str], input_errors: list[str] | None = None, *,
+        resolve: Callable[[str], list[Episode]] | None = None,
+        run: Callable[[list[Episode], IngestReport], None] | None = None,
+    ) -> IngestReport:
+        """`resolve` (default `sources.resolve`) and `run` (default: download/transcribe here, write in
+        the writer thread) let batch engines (pipelines/ray_ingest.py) plug in; the writer side stays here."""
         report = IngestReport(input_errors=list(input_errors or []))
         with WriterLock(self.layout.lock):
             self.store.init()
             self._switch_embedder_if_needed()
             self.reconcile()
-            episodes = self._resolve_all(inputs, report)
+            episodes = self._resolve_all(inputs, report, resolve)
             todo = self._plan(episodes, report)
             if todo:
-                self._run(todo, report)
+                (run or self._run)(todo, report)
             self._finish()
         return report
 
-    def _resolve_all(self, inputs: list[str], report: IngestReport) -> list[Episode]:
+    def _resolve_all(self, inputs: list[str], report: IngestReport,
+                     resolve: Callable[[str], list[Episode]] | None = None) -> list[Episode]:
         seen: dict[str, Episode] = {}
         for i, src in enumerate(inputs):
             self.progress("resolve", source=src, done=i, total=len(inputs))
             try:
-                eps = sources.resolve(src)
+                eps = (resolve or sources.resolve)(src)
             except SourceError as e:
                 report.input_errors.append(str(e))
                 self.progress("error", message=str(e))
@@ -261,6 +268,11 @@ class Pipeline:
                     t = self._reusable(ep)
                     if t is None:
                         media = futures.pop(i).result()
+                        if self.opts.max_duration and not ep.duration:  # unknown until downloaded
+                            probed = sources._ffprobe(Path(media))[1]
+                            if probed and probed > self.opts.max_duration:
+                                raise TalkindexError(f"longer than --max-duration ({probed:.0f} s > "
+                                                     f"{self.opts.max_duration:.0f} s)")
                         self.progress("transcribe_start", episode=ep)
                         t = self.transcriber(
                             ep.id, media, lambda d, tot, ep=ep: self.progress("transcribe", episode=ep, done=d, total=tot)

@@ -35,8 +35,10 @@ class SearchOptions:
     episode: str | None = None
     candidates: int = 50  # per retriever, before fusion
     dense_weight: float = 1.0
-    keyword_weight: float = 0.5
+    keyword_weight: float = 0.15  # BM25 over noisy ASR text helps names and jargon, misleads paraphrases
+    fusion: str = "rrf"  # rrf | linear (dense cosine + weight × max-normalised BM25)
     dedupe: bool = True
+    sentence_weight: float = 0.7  # dense score = mix of window similarity and its best sentence's
     precise: bool = True
 
 
@@ -121,11 +123,14 @@ class Searcher:
                 if kw is not None:
                     ranked.append(kw)
                     weights.append(opts.keyword_weight if opts.mode == "hybrid" else 1.0)
-            fused = _rrf(ranked, weights)
+            cand = set().union(*ranked) if ranked else set()
+            rows = _chunk_rows(con, list(cand))
+            if opts.mode in ("hybrid", "dense") and opts.sentence_weight > 0:
+                ranked[0] = self._sentence_rescore(ranked[0], rows, qvec, opts.sentence_weight)
+            fused = _rrf(ranked, weights) if opts.fusion == "rrf" else _linear(ranked, weights)
             if not fused:
                 return []
             top = sorted(fused, key=fused.get, reverse=True)[: max(opts.k * 4, 20)]
-            rows = _chunk_rows(con, top)
         hits: list[Hit] = []
         for cid in top:
             r = rows.get(cid)
@@ -196,21 +201,34 @@ class Searcher:
             published=str(r["published"]) if r["published"] else None,
         )
 
+    def _sentence_rescore(self, dense: dict[int, float], rows: dict[int, dict], qvec: np.ndarray,
+                          w: float) -> dict[int, float]:
+        """Blend a window's similarity with that of its best-matching sentence (multi-granularity)."""
+        out = {}
+        for cid, sim in dense.items():
+            best = self._best_sentence(rows.get(cid), qvec)
+            out[cid] = sim if best is None else (1 - w) * sim + w * best[1]
+        return out
+
+    def _best_sentence(self, r: dict | None, qvec: np.ndarray) -> tuple[int, float] | None:
+        if r is None:
+            return None
+        sv = self._sentence_vectors(r["episode_id"])
+        lo, hi = r["first_sentence"], r["last_sentence"]
+        if sv is None or hi >= len(sv) or hi < lo:
+            return None
+        sims = sv[lo : hi + 1].astype(np.float32) @ qvec
+        b = int(np.argmax(sims))
+        return b, float(sims[b])
+
     def _precise(self, hits: list[Hit], rows: dict[int, dict], qvec: np.ndarray) -> None:
         """Move each hit's start to its best-matching sentence."""
         for h in hits:
             r = rows[h.chunk_id]
-            sv = self._sentence_vectors(h.episode_id)
+            best = self._best_sentence(r, qvec)
             sents = r.get("sentences") or []
-            if sv is None or not sents:
-                continue
-            lo, hi = r["first_sentence"], r["last_sentence"]
-            if hi >= len(sv):
-                continue
-            sims = sv[lo : hi + 1].astype(np.float32) @ qvec
-            best = int(np.argmax(sims))
-            if best < len(sents):
-                h.start = float(sents[best][0])
+            if best is not None and best[0] < len(sents):
+                h.start = float(sents[best[0]][0])
                 h.link = deep_link(r["webpage_url"] or "", r["media_url"] or "", h.start, bool(r["local"]))
 
     def _sentence_vectors(self, episode_id: str) -> np.ndarray | None:
@@ -236,6 +254,15 @@ def _rrf(ranked: list[dict[int, float]], weights: list[float]) -> dict[int, floa
     for w, scores in zip(weights, ranked):
         for rank, cid in enumerate(sorted(scores, key=scores.get, reverse=True)):
             fused[cid] = fused.get(cid, 0.0) + w / (RRF_K + rank + 1)
+    return fused
+
+
+def _linear(ranked: list[dict[int, float]], weights: list[float]) -> dict[int, float]:
+    fused: dict[int, float] = {}
+    for w, scores in zip(weights, ranked):
+        top = max(scores.values(), default=0.0) or 1.0
+        for cid, sc in scores.items():
+            fused[cid] = fused.get(cid, 0.0) + w * sc / top
     return fused
 
 

@@ -39,7 +39,15 @@ from talkindex.records import Episode
 
 log = logging.getLogger("talkindex")
 
-TIMEOUT = 30.0  # seconds, for every network call (tests may lower it)
+
+def _env_seconds(name: str, default: float) -> float:
+    try:
+        return max(0.1, float(os.environ.get(name) or default))
+    except ValueError:
+        return default
+
+
+TIMEOUT = _env_seconds("TALKINDEX_NET_TIMEOUT", 30.0)  # seconds, for every network call (tests lower it)
 MAX_FEED_BYTES = 20 * 2**20
 SNIFF_BYTES = 64 * 1024
 MAX_LINE = 4096

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.util
 import json
 import logging
 import os
 import random
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +28,77 @@ from .records import Chunk, Episode, Transcript
 
 log = logging.getLogger("talkindex")
 
+# DuckDB's Python layer tries `import pandas` on every parameter/result conversion (~34 times per
+# question); without pandas each failed import walks sys.path. Record the absence once.
+if "pandas" not in sys.modules and importlib.util.find_spec("pandas") is None:
+    sys.modules["pandas"] = None  # `import pandas` now fails at once, as it would anyway
+
 SCHEMA_VERSION = 1
 LOCK_WAIT_S = 30.0
+# DuckDB caches one database instance per file per process; opening and closing connections from
+# two threads at once races on that cache ("pandas_scan does not exist", "Unique file handle
+# conflict"). The pipeline opens from its main and writer threads, so opens/closes are serialised.
+_OPEN_LOCK = threading.Lock()
+# A live process (Index.ask in a notebook or server) keeps one read-only DuckDB instance open for
+# READER_KEEP_S after its last query: every `duckdb.connect` then reuses the cached instance (and
+# its loaded fts extension): ~10 ms per question instead of ~100-300 ms to reopen the file and
+# reload fts. The shared lock it holds is released when idle, never taken while an ingest holds
+# home/ingest.lock, and dropped before this process opens the file read-write.
+READER_KEEP_S = 2.0
+_keepers: dict[str, list] = {}  # path -> [connection, last use (monotonic)]
+_closer: threading.Thread | None = None
+
+
+def _ingest_running(db_path: Path) -> bool:
+    """True when a writer holds home/ingest.lock (pipeline.WriterLock), in any process."""
+    import fcntl
+
+    try:
+        fd = os.open(db_path.parent / "ingest.lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _keep_reader(path: str) -> None:
+    """Open (or touch) the keeper for `path`; caller holds _OPEN_LOCK."""
+    global _closer
+    k = _keepers.get(path)
+    if k is None:
+        try:
+            k = _keepers[path] = [duckdb.connect(path, read_only=True), 0.0]
+        except duckdb.Error:
+            return
+    k[1] = time.monotonic()
+    if _closer is None or not _closer.is_alive():
+        _closer = threading.Thread(target=_close_idle_readers, name="talkindex-duckdb-keeper", daemon=True)
+        _closer.start()
+
+
+def _drop_reader(path: str) -> None:
+    """Close the keeper for `path`; caller holds _OPEN_LOCK."""
+    k = _keepers.pop(path, None)
+    if k is not None:
+        k[0].close()
+
+
+def _close_idle_readers() -> None:
+    while True:
+        time.sleep(READER_KEEP_S / 4)
+        with _OPEN_LOCK:
+            now = time.monotonic()
+            for path in [p for p, k in _keepers.items() if now - k[1] > READER_KEEP_S]:
+                _drop_reader(path)
+            if not _keepers:
+                return
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -99,8 +171,18 @@ class Store:
         delay = 0.01
         while True:
             try:
-                con = duckdb.connect(str(self.path), read_only=read_only)
-                con.execute("SET enable_progress_bar = false")
+                with _OPEN_LOCK:
+                    if not read_only:
+                        _drop_reader(str(self.path))
+                    elif READER_KEEP_S > 0 and not _ingest_running(self.path):
+                        _keep_reader(str(self.path))
+                    else:
+                        _drop_reader(str(self.path))
+                    con = duckdb.connect(str(self.path), read_only=read_only)
+                try:
+                    con.execute("SET enable_progress_bar = false")
+                except duckdb.InvalidInputException:  # under Jupyter DuckDB wants ipywidgets to change it
+                    pass
                 break
             except duckdb.IOException as e:
                 if "lock" not in str(e).lower() or time.monotonic() > deadline:
@@ -112,7 +194,10 @@ class Store:
         try:
             yield con
         finally:
-            con.close()
+            with _OPEN_LOCK:
+                con.close()
+                if read_only and str(self.path) in _keepers:
+                    _keepers[str(self.path)][1] = time.monotonic()
 
     def init(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -250,7 +335,11 @@ class Store:
         try:
             if path:
                 con.execute(f"SET extension_directory = '{_ext_dir(self.path)}'")
-                con.execute(f"INSTALL '{path}'")
+                try:  # installed once per home; INSTALL (a file copy + signature check) only when missing
+                    con.execute("LOAD fts")
+                    return True
+                except duckdb.Error:
+                    con.execute(f"INSTALL '{path}'")
             con.execute("LOAD fts")
             return True
         except duckdb.Error as e:  # no fts binary for this duckdb version / platform

@@ -2,6 +2,12 @@
 
 The model is loaded once per `Transcriber` and reused across episodes; `device="auto"` picks CUDA
 (float16, batched) when a GPU is visible, else CPU int8 on all cores.
+
+Memory does not grow with episode length: faster-whisper decodes a whole file into one float32
+array and computes the log-mel features of all of it at once (a 3-hour episode: ~0.7 GB of audio
+and several GB of STFT temporaries). Media longer than `window_s` is decoded as a stream and
+transcribed in windows of about `window_s` seconds, each cut at the quietest 100 ms of its last
+`WINDOW_SEARCH_S` seconds (a pause, not mid-word), with timestamps offset back to the episode.
 """
 
 from __future__ import annotations
@@ -11,13 +17,19 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import TranscriptionError
 from .records import Segment, Transcript, Word
 
+if TYPE_CHECKING:
+    import numpy as np
+
 log = logging.getLogger("talkindex")
 
 DEFAULT_MODEL = "tiny.en"
+SAMPLE_RATE = 16000
+WINDOW_SEARCH_S = 30.0  # where, before a window's end, to look for a quiet cut point
 
 
 def bundled_model_path() -> str | None:
@@ -62,6 +74,7 @@ class TranscribeOptions:
     language: str | None = None  # None → model default (English for *.en)
     cpu_threads: int = 0  # 0 → all cores
     condition_on_previous_text: bool = False  # avoids hallucination loops on long audio
+    window_s: float = 600.0  # longer media is decoded and transcribed in windows (0: never)
 
     def resolved(self) -> TranscribeOptions:
         device = self.device
@@ -74,7 +87,7 @@ class TranscribeOptions:
         threads = self.cpu_threads or (os.cpu_count() or 1)
         return TranscribeOptions(
             self.model, device, compute, self.beam_size, batch, self.vad_filter, self.language,
-            threads, self.condition_on_previous_text,
+            threads, self.condition_on_previous_text, self.window_s,
         )
 
 
@@ -118,14 +131,21 @@ class Transcriber:
         kwargs = dict(
             beam_size=o.beam_size, word_timestamps=True, vad_filter=o.vad_filter, language=o.language,
         )
-        try:
+        if self._batched is None:
+            kwargs["condition_on_previous_text"] = o.condition_on_previous_text
+
+        def run(audio):
             if self._batched is not None:
-                segs, info = self._batched.transcribe(str(media), batch_size=o.batch_size, **kwargs)
+                return self._batched.transcribe(audio, batch_size=o.batch_size, **kwargs)
+            return model.transcribe(audio, **kwargs)
+
+        try:
+            total = media_duration(media)
+            if o.window_s and total and total > o.window_s * 1.25:
+                segments, info = self._windowed(media, run, total, progress)
             else:
-                segs, info = model.transcribe(
-                    str(media), condition_on_previous_text=o.condition_on_previous_text, **kwargs
-                )
-            segments = list(_convert(segs, info.duration, progress))
+                segs, info = run(str(media))
+                segments = list(_convert(segs, info.duration, progress))
         except TranscriptionError:
             raise
         except Exception as e:  # PyAV / ctranslate2 errors on corrupt media
@@ -142,14 +162,93 @@ class Transcriber:
         )
 
 
-def _convert(segs, total: float, progress) -> Iterator[Segment]:
+    def _windowed(self, media: Path, run, total: float, progress) -> tuple[list[Segment], object]:
+        """Transcribe `media` window by window; returns (segments, info of the whole file)."""
+        from types import SimpleNamespace
+
+        segments: list[Segment] = []
+        info, done = None, 0.0
+        for offset, audio in iter_audio_windows(media, self.options.window_s):
+            segs, winfo = run(audio)
+            prog = (lambda d, _t, off=offset: progress(min(off + d, total), total)) if progress else None
+            segments.extend(_convert(segs, winfo.duration, prog, offset))
+            info = info or winfo
+            done = offset + len(audio) / SAMPLE_RATE
+            del audio, segs
+        if info is None:
+            return [], SimpleNamespace(language=self.options.language or "en", duration=0.0)
+        return segments, SimpleNamespace(language=info.language, duration=done)
+
+
+def media_duration(media: Path) -> float | None:
+    """Container duration in seconds (None when the container does not say)."""
+    import av
+
+    try:
+        with av.open(str(media), mode="r", metadata_errors="ignore") as c:
+            if c.duration:
+                return c.duration / 1e6
+            streams = [s for s in c.streams.audio if s.duration and s.time_base]
+            return float(streams[0].duration * streams[0].time_base) if streams else None
+    except Exception:  # noqa: BLE001 - unknown: transcribe the whole file, faster-whisper reports errors
+        return None
+
+
+def iter_audio_windows(
+    media: Path, window_s: float, search_s: float = WINDOW_SEARCH_S
+) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield (offset seconds, float32 mono 16 kHz samples) windows of about `window_s` seconds.
+
+    Decodes with PyAV exactly as `faster_whisper.decode_audio` does (same resampler, same samples),
+    but keeps at most one window (+ one decoded frame group) in memory. Each window ends at the
+    quietest 100 ms frame of its last `search_s` seconds.
+    """
+    import av
+    import numpy as np
+    from faster_whisper.audio import _group_frames, _ignore_invalid_frames, _resample_frames
+
+    win = int(window_s * SAMPLE_RATE)
+    search = max(1600, min(int(search_s * SAMPLE_RATE), win // 2))
+    resampler = av.audio.resampler.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    pending: list = []
+    n_pending, offset = 0, 0
+    with av.open(str(media), mode="r", metadata_errors="ignore") as container:
+        frames = _resample_frames(_group_frames(_ignore_invalid_frames(container.decode(audio=0)), 500000), resampler)
+        for frame in frames:
+            arr = frame.to_ndarray().reshape(-1)
+            pending.append(arr)
+            n_pending += len(arr)
+            while n_pending >= win:
+                buf = np.concatenate(pending)
+                cut = _quiet_cut(buf, win - search, win)
+                yield offset / SAMPLE_RATE, buf[:cut].astype(np.float32) / 32768.0
+                offset += cut
+                pending, n_pending = [buf[cut:]], len(buf) - cut
+    del resampler
+    if n_pending:
+        yield offset / SAMPLE_RATE, np.concatenate(pending).astype(np.float32) / 32768.0
+
+
+def _quiet_cut(samples, lo: int, hi: int, frame: int = 1600) -> int:
+    """Sample index in [lo, hi) at the end of the lowest-energy `frame` (100 ms at 16 kHz)."""
+    import numpy as np
+
+    n = (hi - lo) // frame
+    if n < 1:
+        return hi
+    x = samples[lo : lo + n * frame].astype(np.float32).reshape(n, frame)
+    energy = np.einsum("ij,ij->i", x, x)
+    return lo + int(np.argmin(energy)) * frame + frame // 2
+
+
+def _convert(segs, total: float, progress, offset: float = 0.0) -> Iterator[Segment]:
     for s in segs:
         words = [
-            Word(round(w.start, 3), round(w.end, 3), w.word, round(float(w.probability), 4))
+            Word(round(w.start + offset, 3), round(w.end + offset, 3), w.word, round(float(w.probability), 4))
             for w in (s.words or [])
         ]
         yield Segment(
-            start=round(s.start, 3), end=round(s.end, 3), text=s.text.strip(),
+            start=round(s.start + offset, 3), end=round(s.end + offset, 3), text=s.text.strip(),
             avg_logprob=float(s.avg_logprob), no_speech_prob=float(s.no_speech_prob),
             compression_ratio=float(s.compression_ratio), words=words,
         )

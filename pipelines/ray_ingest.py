@@ -1,0 +1,364 @@
+#!/usr/bin/env python
+"""The batch ingest on Ray: many machines transcribe, the driver alone writes the home.
+
+    python pipelines/ray_ingest.py urls.txt --home /data/talks                      # a local Ray
+    python pipelines/ray_ingest.py urls.txt --home /data/talks --address auto \\
+        --transcribers 8 --gpus-per-transcriber 1                                   # join a cluster
+
+Stages (each one the library's own function; nothing of the pipeline is re-implemented here):
+
+    resolve   Ray tasks (CPU)            sources.resolve, one task per input
+    download  Ray tasks (CPU/network)    sources.download, running ahead of transcription
+    transcribe  actors holding the model transcribe.Transcriber (BatchedInferencePipeline on GPU)
+    embed     actors holding the model   chunking.chunk_transcript + embedding.Embedder
+    write     the driver, one thread     Pipeline's writer (store + FAISS), as `talkindex ingest`
+
+The driver runs `Pipeline.ingest(..., resolve=, run=)`: the home's writer lock, reconcile, skip of
+indexed episodes, reuse of stored transcripts, the writer and the final FTS/compaction/ONNX export
+are the library's. Results stream back as they finish and are written one episode at a time, so
+the run is resumable exactly like `talkindex ingest`.
+
+Media: download tasks write into the home's media cache (`<home>/media`, or --media-dir). On a
+multi-node cluster that directory must be on a filesystem every node mounts (NFS, EFS, …), or pass
+--ship-media to send the bytes through Ray's object store instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import queue
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common  # noqa: E402
+import numpy as np  # noqa: E402
+
+from talkindex.embedding import Embedder  # noqa: E402
+from talkindex.errors import SourceError, TalkindexError  # noqa: E402
+from talkindex.pipeline import IngestOptions, IngestReport, Pipeline  # noqa: E402
+from talkindex.records import Episode  # noqa: E402
+
+log = logging.getLogger("talkindex.ray")
+
+
+def failed(reason: str) -> dict:
+    """A stage result that stands for a failure (passed through the later stages as it is).
+
+    Plain dicts, not exception or custom classes: they cross process boundaries unchanged."""
+    return {"failed": reason}
+
+
+def is_failed(x) -> bool:
+    return isinstance(x, dict) and "failed" in x
+
+
+# -- stage bodies (plain functions: they run inside Ray workers) -------------------------------------
+
+
+def resolve_input(src: str):
+    from talkindex import sources
+
+    try:
+        return sources.resolve(src)
+    except SourceError as e:  # rebuilt in the driver: exceptions with custom __init__ don't pickle
+        return (e.input, e.reason)
+
+
+def download_media(ep: Episode, media_dir: str, max_bytes: int, ship: bool):
+    from talkindex import sources
+
+    try:
+        path = sources.download(ep, Path(media_dir), max_bytes=max_bytes)
+    except TalkindexError as e:
+        return failed(str(e).removeprefix(f"{ep.media_url}: "))
+    if ship:
+        return {"suffix": path.suffix, "data": path.read_bytes()}
+    return str(path)
+
+
+class TranscribeWorker:
+    """Holds one loaded Whisper model (on a GPU when the actor was given one)."""
+
+    def __init__(self, opts: IngestOptions, cpu_threads: int):
+        from talkindex.transcribe import TranscribeOptions, Transcriber
+
+        self.opts = opts
+        self.t = Transcriber(TranscribeOptions(
+            model=opts.model, device=opts.device, compute_type=opts.compute_type, batch_size=opts.batch_size,
+            beam_size=opts.beam_size, cpu_threads=cpu_threads))
+        self.t.load()
+
+    def device(self) -> str:
+        return self.t.options.device
+
+    def transcribe(self, ep: Episode, media):
+        if is_failed(media):
+            return media
+        tmp = None
+        try:
+            if isinstance(media, dict):  # --ship-media
+                fd, tmp = tempfile.mkstemp(suffix=media["suffix"])
+                with os.fdopen(fd, "wb") as f:
+                    f.write(media["data"])
+                media = tmp
+            t = self.t(ep.id, Path(media))
+        except TalkindexError as e:
+            return failed(str(e).removeprefix(f"{ep.media_url}: "))
+        except MemoryError:
+            return failed("out of memory")
+        finally:
+            if tmp:
+                os.unlink(tmp)
+        m = self.opts.max_duration
+        if m and t.duration > m:
+            return failed(f"longer than --max-duration ({t.duration:.0f} s > {m:.0f} s)")
+        return t
+
+
+class EmbedWorker:
+    """Holds one sentence-transformers model; embeds every text the writer will index."""
+
+    def __init__(self, opts: IngestOptions, use_gpu: bool):
+        import torch
+
+        self.opts = opts
+        self.e = Embedder(opts.embedder, device="cuda" if use_gpu and torch.cuda.is_available() else "cpu")
+
+    def embed(self, t):
+        if is_failed(t):
+            return t
+        from talkindex import chunking
+
+        sents, chunks = chunking.chunk_transcript(t, self.opts.chunk)
+        texts = [c.text for c in chunks] + [s.text for s in sents]
+        return t, texts, self.e.encode_passages(texts)
+
+
+# -- driver side --------------------------------------------------------------------------------------
+
+
+class PrecomputedEmbedder(Embedder):
+    """The writer's embedder: answers with vectors the embed actors computed, per text.
+
+    Texts it was not given (none, unless the writer's chunking differs) are encoded here."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self._vecs: dict[str, tuple[np.ndarray, int]] = {}
+        self._lock = threading.Lock()
+        self.misses = 0
+
+    def put(self, texts: list[str], vecs: np.ndarray) -> None:
+        with self._lock:
+            for t, v in zip(texts, vecs, strict=True):
+                old = self._vecs.get(t)
+                self._vecs[t] = (v, (old[1] if old else 0) + 1)
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            got = [self._vecs.get(t) for t in texts]
+            for t in set(texts):
+                if t in self._vecs:
+                    v, n = self._vecs[t]
+                    if n <= 1:
+                        del self._vecs[t]
+                    else:
+                        self._vecs[t] = (v, n - 1)
+        missing = [t for t, g in zip(texts, got, strict=True) if g is None]
+        if not texts:
+            return super().encode_passages(texts)
+        extra = iter(super().encode_passages(missing)) if missing else iter(())
+        self.misses += len(missing)
+        return np.stack([g[0] if g is not None else next(extra) for g in got]).astype(np.float32)
+
+
+class RayRunner:
+    """`run(todo, report)` for `Pipeline.ingest`: schedules the Ray stages, feeds the writer."""
+
+    def __init__(self, p: Pipeline, args: argparse.Namespace, ray):
+        self.p, self.args, self.ray = p, args, ray
+        self.embedder = PrecomputedEmbedder(p.opts.embedder)
+        p._embedder = self.embedder  # the writer encodes through it (Pipeline.embedder is lazy)
+        self.transcribers: list = []
+        self.embedders: list = []
+        self.stats = {"transcribed": 0, "reused": 0}
+
+    def _start_actors(self) -> None:
+        ray, a = self.ray, self.args
+        if self.transcribers:
+            return
+        T = ray.remote(num_cpus=a.cpus_per_transcriber, num_gpus=a.gpus_per_transcriber)(TranscribeWorker)
+        E = ray.remote(num_cpus=a.cpus_per_embedder, num_gpus=a.gpus_per_embedder)(EmbedWorker)
+        threads = max(1, int(a.cpus_per_transcriber))
+        self.transcribers = [T.remote(self.p.opts, threads) for _ in range(a.transcribers)]
+        self.embedders = [E.remote(self.p.opts, a.gpus_per_embedder > 0) for _ in range(a.embedders)]
+        self.devices = ray.get([t.device.remote() for t in self.transcribers])  # fail fast on model errors
+
+    def __call__(self, todo: list[Episode], report: IngestReport) -> None:
+        ray, a, p = self.ray, self.args, self.p
+        p.progress("start", total=len(todo))
+        self._start_actors()
+        download = ray.remote(num_cpus=a.cpus_per_download)(download_media)
+        media_dir = str(Path(a.media_dir).expanduser().resolve()) if a.media_dir else str(p.layout.media)
+        per_actor = max(1, a.queue_per_transcriber)
+        capacity = per_actor * len(self.transcribers)
+
+        jobs: queue.Queue = queue.Queue(maxsize=capacity + 2)
+        writer = threading.Thread(target=p._writer, args=(jobs, report), name="ray-writer", daemon=True)
+        writer.start()
+        pending = deque(todo)
+        downloads: dict[str, object] = {}  # episode id -> download ref, started ahead
+        in_flight: dict[object, tuple[Episode, str, int]] = {}
+        load = [0] * len(self.transcribers)
+        rr = 0
+        try:
+            while pending or in_flight:
+                while pending and len(in_flight) < capacity:
+                    ep = pending.popleft()
+                    t = p._reusable(ep)  # a stored transcript of the same model: embed + write only
+                    if t is not None:
+                        kind, tref, actor = "reuse", ray.put(t), -1
+                    else:
+                        kind = "transcript"
+                        dref = downloads.pop(ep.id, None) or download.remote(ep, media_dir, p.opts.max_bytes,
+                                                                             a.ship_media)
+                        actor = min(range(len(load)), key=load.__getitem__)
+                        load[actor] += 1
+                        tref = self.transcribers[actor].transcribe.remote(ep, dref)
+                    eref = self.embedders[rr % len(self.embedders)].embed.remote(tref)
+                    rr += 1
+                    in_flight[eref] = (ep, kind, actor)
+                for ep in list(pending)[: a.prefetch]:  # downloads run ahead of the transcribers
+                    if ep.id not in downloads and not ep.local:
+                        downloads[ep.id] = download.remote(ep, media_dir, p.opts.max_bytes, a.ship_media)
+                ready, _ = ray.wait(list(in_flight), num_returns=1)
+                for ref in ready:
+                    ep, kind, actor = in_flight.pop(ref)
+                    if actor >= 0:
+                        load[actor] -= 1
+                    try:
+                        out = ray.get(ref)
+                    except ray.exceptions.RayError as e:  # a worker died, an unexpected exception
+                        out = failed(_short(e))
+                    if is_failed(out):
+                        jobs.put(("failed", ep, out["failed"]))
+                        continue
+                    t, texts, vecs = out
+                    self.embedder.put(texts, vecs)
+                    self.stats["transcribed" if kind == "transcript" else "reused"] += 1
+                    jobs.put((kind, ep, t))
+        finally:
+            jobs.put(None)
+            writer.join()
+            for ref in downloads.values():
+                ray.cancel(ref)
+
+
+def _short(e: BaseException) -> str:
+    cause = getattr(e, "cause", None)
+    text = str(cause or e).strip().splitlines()
+    return (text[-1] if text else type(e).__name__)[:300]
+
+
+def ray_resolver(ray, inputs: list[str], cpus: float):
+    """Resolve every input as a Ray task; the result is a `resolve` hook for `Pipeline.ingest`."""
+    task = ray.remote(num_cpus=cpus)(resolve_input)
+    got = ray.get([task.remote(src) for src in inputs])
+    resolved = {src: (SourceError(*r) if isinstance(r, tuple) else r) for src, r in zip(inputs, got, strict=True)}
+    return _common.resolver(resolved)
+
+
+def init_ray(ray, args: argparse.Namespace) -> None:
+    kw: dict = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=args.verbose)
+    if args.address:
+        ray.init(address=args.address, **kw)
+        return
+    # A local cluster: enough logical CPUs for the actors plus downloads, whatever this box has.
+    need = args.transcribers * args.cpus_per_transcriber + args.embedders * args.cpus_per_embedder + 1
+    ray.init(num_cpus=max(_common.cpu_count(), int(need + 0.999)), **kw)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="ray_ingest", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common.add_ingest_args(ap)
+    ap.add_argument("--address", default=None,
+                    help="Ray cluster to join (e.g. auto, ray://head:10001). Default: start a local one.")
+    ap.add_argument("--transcribers", type=int, default=1, help="Transcription actors (one model each).")
+    ap.add_argument("--gpus-per-transcriber", type=float, default=None,
+                    help="GPUs per transcription actor (fractions share a GPU). Default: 1 if the cluster "
+                         "has GPUs, else 0.")
+    ap.add_argument("--cpus-per-transcriber", type=float, default=1.0,
+                    help="CPUs per transcription actor (also its decoding threads on CPU).")
+    ap.add_argument("--embedders", type=int, default=1, help="Embedding actors.")
+    ap.add_argument("--gpus-per-embedder", type=float, default=0.0, help="GPUs per embedding actor (e.g. 0.25).")
+    ap.add_argument("--cpus-per-embedder", type=float, default=1.0)
+    ap.add_argument("--cpus-per-download", type=float, default=0.25, help="CPUs reserved per download/resolve task.")
+    ap.add_argument("--queue-per-transcriber", type=int, default=2,
+                    help="Episodes queued on each transcriber (their downloads start when queued).")
+    ap.add_argument("--prefetch", type=int, default=4, help="Further downloads started ahead of the queue.")
+    ap.add_argument("--media-dir", default=None, help="Download cache (default: <home>/media). Shared by all nodes.")
+    ap.add_argument("--ship-media", action="store_true",
+                    help="Send media bytes through the object store (clusters without a shared filesystem).")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+
+    try:
+        import ray
+    except ImportError:
+        print("ray_ingest: needs Ray: pip install -e '.[ray]'", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    home = _common.home_of(args)
+    try:
+        inputs, input_errors = _common.read_inputs(args.urls)
+    except TalkindexError as e:
+        print(f"ray_ingest: error: {e}", file=sys.stderr)
+        return 2
+    for msg in input_errors:
+        print(f"ray_ingest: error: {msg}", file=sys.stderr)
+
+    init_ray(ray, args)
+    try:
+        t_ray = time.perf_counter() - t0
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if args.gpus_per_transcriber is None:
+            args.gpus_per_transcriber = 1.0 if gpus and args.device != "cpu" else 0.0
+        opts = _common.ingest_options(args, cuda=args.gpus_per_transcriber > 0)
+        p = Pipeline(home, opts, _common.printer(args.quiet or args.json, "ray_ingest"))
+        runner = RayRunner(p, args, ray)
+        try:
+            report = p.ingest(inputs, input_errors, resolve=ray_resolver(ray, inputs, args.cpus_per_download),
+                              run=runner)
+        except TalkindexError as e:
+            print(f"ray_ingest: error: {e}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("ray_ingest: interrupted; rerun the same command to continue", file=sys.stderr)
+            return 130
+        wall = time.perf_counter() - t0
+        summary = _common.Summary.of(
+            "ray_ingest", home, wall, [report], ray_start_s=round(t_ray, 2), cluster_gpus=gpus,
+            transcribers=f"{args.transcribers} x ({args.cpus_per_transcriber} CPU, {args.gpus_per_transcriber} GPU)"
+                         + (f" on {','.join(sorted(set(runner.devices)))}" if runner.transcribers else ""),
+            embedders=f"{args.embedders} x ({args.cpus_per_embedder} CPU, {args.gpus_per_embedder} GPU)",
+            batch_size=opts.batch_size or "off", transcribed=runner.stats["transcribed"],
+            writer_reembedded_texts=runner.embedder.misses,
+        )
+        summary.print(args.json)
+        return 0 if summary.failed == 0 else 1
+    finally:
+        ray.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""`talkindex eval`: the scoring rule, retrieval eval on a feed folder, ASR WER on real speech."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from conftest import SAMPLES, run_cli, shared
+
+from talkindex.evaluate import normalize, score, wer_counts
+
+TRUTH = {"e1": {"sentences": [{"i": i, "start": 10.0 * i, "end": 10.0 * i + 8} for i in range(6)]}}
+QS = [{"qid": "q1", "episode": "e1", "answer_sentence_index": 3, "kind": "paraphrase"}]
+
+
+def test_scoring_rule_counts_overlap_with_answer_plus_minus_one_sentence():
+    hit = {"episode_id": "x", "start": 21.0, "end": 25.0}  # inside sentence 2 = answer - 1
+    r = score(QS, TRUTH, [[hit]], {"x": "e1"})["overall"]
+    assert r["r@1"] == 1 and r["mrr@10"] == 1 and r["start_error_median"] == 9.0 and r["within_10s"] == 1
+    miss = {"episode_id": "x", "start": 50.0, "end": 59.0}  # sentence 5: outside ±1
+    other = {"episode_id": "y", "start": 30.0, "end": 38.0}  # right time, wrong episode
+    r = score(QS, TRUTH, [[miss, other, hit]], {"x": "e1", "y": "e2"})["overall"]
+    assert r["r@1"] == 0 and r["r@5"] == 1 and abs(r["mrr@10"] - 1 / 3) < 1e-3
+
+
+def test_wer():
+    assert wer_counts(normalize("Hello, World!"), normalize("hello world")) == 0
+    assert wer_counts(["a", "b", "c"], ["a", "x", "c", "d"]) == 2
+
+
+def test_eval_retrieval_on_a_feed_folder(tmp_path):
+    """A mini set in the devset layout, made from the bundled samples, scored end to end."""
+    d = tmp_path / "set"
+    d.mkdir()
+    items = []
+    for stem, t in json.loads((SAMPLES / "truth.json").read_text()).items():
+        shutil.copy(SAMPLES / f"{stem}.mp3", d / f"{stem}.mp3")
+        items.append(f"<item><title>{t['title']}</title><guid>{stem}</guid><pubDate>Mon, 03 Feb 2025 09:00:00 +0000"
+                     f"</pubDate><enclosure url=\"http://127.0.0.1:PORT/{stem}.mp3\" type=\"audio/mpeg\" length=\"1\"/>"
+                     "</item>")
+    (d / "feed.xml").write_text(f"<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Samples</title>"
+                                f"{''.join(items)}</channel></rss>")
+    shutil.copy(SAMPLES / "truth.json", d / "truth.json")
+    shutil.copy(SAMPLES / "questions.json", d / "questions.json")
+    p = run_cli("eval", "retrieval", str(d), "--json", "--mode", "hybrid", "--mode", "dense", check=True)
+    res = json.loads(p.stdout)
+    for mode in ("hybrid", "dense"):
+        r = res["modes"][mode]["overall"]
+        assert r["n"] == 6 and r["r@5"] >= 0.5 and r["mrr@10"] >= 0.3  # measured 0.67 / 0.6
+        assert set(res["modes"][mode]["by_kind"]) >= {"paraphrase", "keyword"}
+    p = run_cli("eval", "retrieval", str(tmp_path))
+    assert p.returncode == 2 and "not an eval set" in p.stderr
+
+
+def test_eval_asr_on_real_speech(tmp_path):
+    speech = shared("speech")
+    clips = [c for c in json.loads((speech.parent / "speech_manifest.json").read_text())
+             if c["file"].startswith(("speech/jfk", "speech/librispeech_dev"))]
+    (tmp_path / "speech").symlink_to(speech)
+    (tmp_path / "m.json").write_text(json.dumps(clips))
+    res = json.loads(run_cli("eval", "asr", str(tmp_path / "m.json"), "--json", check=True).stdout)
+    assert len(res["clips"]) == 2 and res["words"] > 40
+    assert res["wer"] < 0.3 and 0 < res["rtf"] < 1

@@ -1,0 +1,108 @@
+"""pipelines/batch_ingest.py and pipelines/ray_ingest.py on the bundled samples (CPU, local Ray).
+
+Both must produce the index a plain `talkindex ingest` produces from the same inputs (the session's
+`samples_home`): the same episodes with the same chunk counts (and, for the batch job, the same
+chunk texts: it is the same pipeline with the same model and settings)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import ROOT, SAMPLES
+
+PIPELINES = ROOT / "pipelines"
+TALKS = ["feature-stores.mp3", "model-deployment.mp3", "experiment-tracking.mp3"]
+
+
+def run_job(script: str, *args: str, timeout: float = 600) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run a pipelines/ script as a user would; returns the process and its --json summary."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "NO_COLOR": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("TALKINDEX_HOME", None)
+    p = subprocess.run([sys.executable, str(PIPELINES / script), *args, "--json"],
+                       capture_output=True, text=True, timeout=timeout, env=env)
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+    assert lines, f"{script} printed no summary (exit {p.returncode})\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
+    return p, json.loads(lines[-1])
+
+
+def index_of(home: Path) -> dict[str, dict]:
+    """Indexed episodes of a home: id -> {title, chunks (the stored count), texts (the chunks)}."""
+    con = duckdb.connect(str(home / "talkindex.duckdb"), read_only=True)
+    try:
+        eps = con.execute("SELECT id, title, n_chunks FROM episodes WHERE status = 'indexed'").fetchall()
+        texts = con.execute("SELECT episode_id, text FROM chunks ORDER BY episode_id, idx").fetchall()
+    finally:
+        con.close()
+    out = {eid: {"title": title, "chunks": n, "texts": []} for eid, title, n in eps}
+    for eid, text in texts:
+        if eid in out:
+            out[eid]["texts"].append(text)
+    return out
+
+
+def vectors_of(home: Path) -> int:
+    from talkindex.vectors import VectorIndex
+
+    return VectorIndex(home / "vectors").ntotal
+
+
+def write_urls(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_batch_ingest_resumes_and_matches_plain_ingest(samples_home, tmp_path):
+    home = tmp_path / "home"
+    bad = tmp_path / "broken.mp3"
+    bad.write_text("this is not audio\n")
+    talks = [str(SAMPLES / t) for t in TALKS]
+
+    # First run: two talks and a broken file; the broken one fails, the run reports it and exits 1.
+    p, s = run_job("batch_ingest.py", str(write_urls(tmp_path / "a.txt", talks[:2] + [str(bad)])),
+                   "--home", str(home), "--shard-size", "2")
+    assert p.returncode == 1, p.stderr
+    assert (s["indexed"], s["skipped"], s["failed"]) == (2, 0, 1), s
+    assert "broken" in s["failures"][0] and "decode" in s["failures"][0]
+    assert s["shards"] == 2 and s["device"] == "cpu" and s["batch_size"] == "off"
+    assert s["audio_hours"] == pytest.approx(2 * 84 / 3600, rel=0.05)
+    assert 0 < s["rtf"] < 10 and s["speed_x"] == pytest.approx(1 / s["rtf"], rel=0.05)
+
+    # Rerun with the full list: continues where it stopped (the two indexed talks are skipped).
+    p, s = run_job("batch_ingest.py", str(write_urls(tmp_path / "b.txt", talks)), "--home", str(home))
+    assert p.returncode == 0, p.stderr
+    assert (s["indexed"], s["skipped"], s["failed"]) == (1, 2, 0), s
+
+    got, want = index_of(home), index_of(samples_home)
+    assert got.keys() == want.keys()
+    assert {k: v["chunks"] for k, v in got.items()} == {k: v["chunks"] for k, v in want.items()}
+    assert got == want, "same model and settings as `talkindex ingest`: the same transcripts and chunks"
+    assert vectors_of(home) == sum(v["chunks"] for v in want.values())
+
+
+def test_ray_ingest_matches_plain_ingest(samples_home, tmp_path):
+    pytest.importorskip("ray")
+    home = tmp_path / "home"
+    p, s = run_job("ray_ingest.py", str(SAMPLES / "urls.txt"), "--home", str(home),
+                   "--transcribers", "1", "--embedders", "1")
+    assert p.returncode == 0, p.stderr
+    assert (s["indexed"], s["skipped"], s["failed"]) == (3, 0, 0), s
+    assert s["transcribed"] == 3 and s["cluster_gpus"] == 0
+    assert s["writer_reembedded_texts"] == 0, "the writer used the embedding actors' vectors"
+
+    got, want = index_of(home), index_of(samples_home)
+    assert got.keys() == want.keys()
+    assert {k: v["chunks"] for k, v in got.items()} == {k: v["chunks"] for k, v in want.items()}
+    assert vectors_of(home) == sum(v["chunks"] for v in want.values())
+
+    # The result is a normal home: `ask` answers from it (ONNX query encoder exported by the driver).
+    from talkindex import Index
+
+    hits = Index(home).ask("what is feature store drift", k=3)
+    assert hits and hits[0].title == "Feature Stores and the Drift You Cannot See"
+    assert (home / "query_encoder").is_dir()
