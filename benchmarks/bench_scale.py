@@ -1,0 +1,121 @@
+"""Goal 4: a 1M-chunk index (synthetic rows and vectors, real code paths).
+
+Builds a home of `--chunks` synthetic chunks through Store/VectorIndex (see _synth.py), then reports:
+  - the FAISS index type chosen by size, build time, bytes per chunk on disk (vectors, DuckDB,
+    sentence vectors) and RSS per chunk of a warm process after its first question;
+  - recall@10 of the chosen index vs exact brute force over the same vectors;
+  - cold `talkindex ask` (new processes, interleaved with `python -c "import numpy, faiss, duckdb"`;
+    goal <= 1.5 s) and warm Index.ask() median;
+  - adding one episode (400 chunks): seconds, bytes written, and that the base segment is untouched.
+Usage:
+
+    PYTHONPATH=src python benchmarks/bench_scale.py [--chunks 1000000] [--reps 5] [--no-fts] [--reuse]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "src"))
+
+from _synth import DIM, build_home, dir_bytes, median, unit  # noqa: E402
+from bench_ask import CACHE, cold, encoder_home, queries  # noqa: E402
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--chunks", type=int, default=1_000_000)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--no-fts", action="store_true")
+    ap.add_argument("--reuse", action="store_true", help="reuse an existing synthetic home of this size")
+    ap.add_argument("--encoder-home", type=Path)
+    a = ap.parse_args()
+    home = CACHE / f"scale-{a.chunks}"
+    enc = encoder_home(a.encoder_home)
+    from talkindex.vectors import VectorIndex
+
+    if not (a.reuse and (home / "vectors" / "manifest.json").exists()):
+        print(f"building {a.chunks} chunks in {home} ...", flush=True)
+        build_home(home, a.chunks, encoder_from=enc, fts=not a.no_fts)
+    vi = VectorIndex(home / "vectors")
+    segs = vi.manifest()["segments"]
+    print(f"index: {[(s['n'], s.get('factory')) for s in segs]}")
+    n = vi.ntotal
+    b_vec = dir_bytes(home / "vectors")
+    b_db = (home / "talkindex.duckdb").stat().st_size
+    b_sent = dir_bytes(home / "episodes")
+    print(f"disk per chunk: vectors {b_vec / n:.0f} B, DuckDB (rows + fts) {b_db / n:.0f} B, "
+          f"sentence vectors {b_sent / n:.0f} B")
+
+    # recall of the chosen index vs exact search over the same vectors
+    ids, vecs = vi._read_segments(segs)
+    rng = np.random.default_rng(7)
+    qv = unit(vecs[rng.integers(0, len(vecs), 50)] + 0.5 * rng.standard_normal((50, DIM)).astype(np.float32) / 5)
+    exact = np.argsort(-(qv @ vecs.T), axis=1)[:, :10]
+    got = vi.search(qv, 10)[1]
+    recall = np.mean([len(set(ids[e]) & set(g)) / 10 for e, g in zip(exact, got, strict=True)])
+    print(f"recall@10 vs exact: {recall:.3f}")
+    del vecs, ids
+
+    # warm process: RSS per chunk and warm ask
+    from talkindex.api import Index
+
+    r0 = rss_mb()
+    idx = Index(home)
+    qs = queries(home, 33)
+    idx.ask(qs[0])
+    r1 = rss_mb()
+    ts = []
+    for q in qs[1:]:
+        t0 = time.perf_counter()
+        idx.ask(q)
+        ts.append(time.perf_counter() - t0)
+    print(f"warm process: +{r1 - r0:.0f} MB RSS after the first question ({(r1 - r0) * 2**20 / n:.0f} B/chunk, "
+          f"ONNX encoder included); warm ask median {median(ts) * 1000:.1f} ms")
+    del idx
+
+    c = cold(home, a.reps, qs[0])
+    print(f"cold ask: {c['ask_s']:.3f} s vs baseline {c['baseline_s']:.3f} s (ratio {c['ratio']:.2f}x; goal <= 1.5 s)")
+    print(f"  runs: ask {c['ask_runs']}  baseline {c['baseline_runs']}")
+
+    # add one episode: a new small segment, the base untouched
+    base = {s["file"]: os.stat(home / "vectors" / s["file"]).st_mtime_ns for s in segs}
+    new = unit(rng.standard_normal((400, DIM)).astype(np.float32))
+    t0 = time.perf_counter()
+    m = vi.manifest()
+    vi.add(np.arange(10**9, 10**9 + 400, dtype=np.int64), new, m["embedder"])
+    vi.compact()
+    dt = time.perf_counter() - t0
+    m2 = vi.manifest()
+    written = sum((home / "vectors" / s["file"]).stat().st_size for s in m2["segments"] if s["file"] not in base)
+    untouched = all(os.stat(home / "vectors" / f).st_mtime_ns == t for f, t in base.items()
+                    if (home / "vectors" / f).exists())
+    print(f"add one episode (400 chunks): {dt * 1000:.0f} ms, {written / 1e6:.2f} MB written, "
+          f"base untouched: {untouched}")
+    # leave the home as it was
+    keep = [s for s in m2["segments"] if s["file"] in base]
+    if len(keep) == len(segs):
+        m2["segments"] = keep
+        vi._write_manifest(m2)
+        vi._gc()
+
+
+if __name__ == "__main__":
+    main()
