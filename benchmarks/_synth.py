@@ -40,7 +40,7 @@ def build_home(home: Path, n_chunks: int, encoder_from: Path | None = None, fts:
                sentence_vectors: bool = True, seed: int = 0, factory: str = "auto", log=print) -> dict:
     """Create `home` with `n_chunks` chunks; returns timings and sizes."""
     from talkindex.pipeline import Layout
-    from talkindex.store import Store, _bulk
+    from talkindex.store import Store
     from talkindex.vectors import VectorIndex
 
     rng = np.random.default_rng(seed)
@@ -55,51 +55,48 @@ def build_home(home: Path, n_chunks: int, encoder_from: Path | None = None, fts:
     zipf = 1.0 / np.arange(1, len(vocab) + 1) ** 1.05
     zipf /= zipf.sum()
     centers = unit(rng.standard_normal((2000, DIM), dtype=np.float32))
-    n_eps = max(1, -(-n_chunks // CHUNKS_PER_EPISODE))
     t0 = time.perf_counter()
-    next_id = 1
     all_vecs = np.empty((n_chunks, DIM), np.float32)
+    spe = CHUNKS_PER_EPISODE * SENTS_PER_CHUNK
+    ns = n_chunks * SENTS_PER_CHUNK
     with store.connect() as con:
-        con.begin()
-        for e in range(n_eps):
-            eid = f"syn{e:05d}"
-            n = min(CHUNKS_PER_EPISODE, n_chunks - (next_id - 1))
-            ns = n * SENTS_PER_CHUNK
-            words = vocab[rng.choice(len(vocab), ns * 14, p=zipf)].reshape(ns, 14)
-            sent_text = [" ".join(w) for w in words]
-            st = np.arange(ns, dtype=np.float64) * 2.25
-            ids = np.arange(next_id, next_id + n, dtype=np.int64)
-            con.execute(
-                "INSERT INTO episodes (id, title, \"show\", source, media_url, webpage_url, published, duration, "
-                "extractor, local, status, model, n_chunks, embedder) VALUES (?, ?, 'Synthetic show', 'synth', ?, "
-                "'', DATE '2024-01-01' + INTERVAL (? % 365) DAY, ?, 'rss', false, 'indexed', 'tiny.en', ?, "
-                "'all-MiniLM-L6-v2')",
-                [eid, f"Synthetic episode {e}", f"https://example.invalid/{eid}.mp3", e, float(ns * 2.25), n],
-            )
-            _bulk(con, "sentences", {
-                "episode_id": [eid] * ns, "idx": list(range(ns)), "start": st.tolist(),
-                "end": (st + 2.2).tolist(), "text": sent_text, "quality": [1.0] * ns,
-            })
-            first = np.arange(n) * SENTS_PER_CHUNK
-            _bulk(con, "chunks", {
-                "id": ids.tolist(), "episode_id": [eid] * n, "idx": list(range(n)),
-                "start": st[first].tolist(), "end": (st[first + SENTS_PER_CHUNK - 1] + 2.2).tolist(),
-                "text": [" ".join(sent_text[i:i + SENTS_PER_CHUNK]) for i in first],
-                "quality": [1.0] * n, "first_sentence": first.tolist(),
-                "last_sentence": (first + SENTS_PER_CHUNK - 1).tolist(),
-            })
-            cv = clustered_vectors(rng, n, centers)
-            all_vecs[next_id - 1: next_id - 1 + n] = cv
-            if sentence_vectors:
-                sv = unit(np.repeat(cv, SENTS_PER_CHUNK, 0) + 0.3 * rng.standard_normal((ns, DIM), dtype=np.float32)
-                          / np.sqrt(DIM) * 4)
-                d = layout.episode_dir(eid)
-                d.mkdir(parents=True, exist_ok=True)
-                np.savez(layout.embeddings(eid), chunk_ids=ids, chunk_vecs=cv.astype(np.float16),
-                         sent_vecs=sv.astype(np.float16), embedder=np.array("all-MiniLM-L6-v2"))
-            next_id += n
-        con.execute("INSERT OR REPLACE INTO meta VALUES ('next_chunk_id', ?)", [str(next_id)])
-        con.commit()
+        # rows generated inside DuckDB: ~1 s per 100k chunks instead of ~1 s per episode from Python
+        con.execute("SELECT setseed(0.42)")
+        con.register("_vocab", {"w": vocab})
+        con.execute("CREATE TEMP TABLE v AS SELECT list(w ORDER BY w) AS words FROM _vocab")
+        word = f"v.words[1 + floor(pow(random(), 3) * {len(vocab)})::INT]"  # Zipf-like word frequencies
+        con.execute(f"""
+            INSERT INTO sentences
+            SELECT printf('syn%05d', i // {spe}), i % {spe}, (i % {spe}) * 2.25, (i % {spe}) * 2.25 + 2.2,
+                   array_to_string(list_transform(range(14), x -> {word}), ' '),
+                   1.0
+            FROM range({ns}) t(i), v""")
+        con.execute(f"""
+            INSERT INTO chunks
+            SELECT row_number() OVER (ORDER BY episode_id, idx // {SENTS_PER_CHUNK}), episode_id,
+                   idx // {SENTS_PER_CHUNK}, min(start), max("end"), string_agg(text, ' ' ORDER BY idx), 1.0,
+                   min(idx), max(idx)
+            FROM sentences GROUP BY episode_id, idx // {SENTS_PER_CHUNK}""")
+        con.execute("""
+            INSERT INTO episodes (id, title, "show", source, media_url, webpage_url, published, duration, extractor,
+                                  local, status, model, n_chunks, embedder)
+            SELECT episode_id, 'Synthetic episode ' || episode_id, 'Synthetic show', 'synth',
+                   'https://example.invalid/' || episode_id || '.mp3', '', DATE '2024-01-01', max("end"), 'rss', false,
+                   'indexed', 'tiny.en', count(*), 'all-MiniLM-L6-v2'
+            FROM chunks GROUP BY episode_id""")
+        con.execute("INSERT OR REPLACE INTO meta VALUES ('next_chunk_id', ?)", [str(n_chunks + 1)])
+        eps = con.execute("SELECT episode_id, min(id), count(*) FROM chunks GROUP BY 1 ORDER BY 1").fetchall()
+    for eid, first_id, n in eps:
+        cv = clustered_vectors(rng, n, centers)
+        all_vecs[first_id - 1: first_id - 1 + n] = cv
+        if sentence_vectors:
+            ids = np.arange(first_id, first_id + n, dtype=np.int64)
+            sv = unit(np.repeat(cv, SENTS_PER_CHUNK, 0)
+                      + 0.3 * rng.standard_normal((n * SENTS_PER_CHUNK, DIM), dtype=np.float32) / np.sqrt(DIM) * 4)
+            layout.episode_dir(eid).mkdir(parents=True, exist_ok=True)
+            np.savez(layout.embeddings(eid), chunk_ids=ids, chunk_vecs=cv.astype(np.float16),
+                     sent_vecs=sv.astype(np.float16), embedder=np.array("all-MiniLM-L6-v2"))
+    n_eps = len(eps)
     t_rows = time.perf_counter() - t0
     log(f"  rows: {n_chunks} chunks / {n_eps} episodes in {t_rows:.1f} s")
     t0 = time.perf_counter()

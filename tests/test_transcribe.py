@@ -35,3 +35,14 @@ def test_windowed_transcript_matches_whole_file():
     starts = [w.start for s in win.segments for w in s.words]
     assert starts == sorted(starts) and 0 <= starts[0] and starts[-1] <= win.duration
     assert win.segments[-1].end > 40  # timestamps are offset back to the episode
+
+
+def test_batched_windowed_path_on_cpu():
+    """The GPU default (BatchedInferencePipeline) runs the same code on CPU with --batch-size."""
+    clip = shared("speech", "librivox_shakespeare_sonnet01_53s.mp3")
+    ref = normalize(shared("speech", "librivox_shakespeare_sonnet01_53s.txt").read_text())
+    t = Transcriber(TranscribeOptions(device="cpu", batch_size=4, window_s=25.0))(clip.stem, clip)
+    assert t.params["batch_size"] == 4
+    hyp = normalize(" ".join(s.text for s in t.segments))
+    assert wer_counts(ref, hyp) / len(ref) <= 0.35
+    assert t.segments[-1].end > 40

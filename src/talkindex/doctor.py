@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .pipeline import Layout, Pipeline, WriterLock, transcript_from_json, transcript_to_json
+from .pipeline import IngestOptions, Layout, Pipeline, WriterLock, transcript_from_json, transcript_to_json
 from .records import Episode, Segment, Transcript, Word
 from .store import EPISODE_COLS, Store
 
@@ -255,7 +255,8 @@ def repair(home: str | Path) -> list[str]:
         return []
     done: list[str] = []
     with WriterLock(layout.lock):
-        pipe = Pipeline(layout.home)
+        embedder = Store(layout.db).get_meta("embedder")
+        pipe = Pipeline(layout.home, IngestOptions(**({"embedder": embedder} if embedder else {})))
         pipe.store.init()
         problems = check(layout.home)
         kinds = {p.kind for p in problems}

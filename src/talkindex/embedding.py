@@ -70,10 +70,23 @@ class Embedder:
     @property
     def model(self):
         if self._model is None:
+            import os
+
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            path = resolve_embedder(self.name)
+            if Path(path).is_dir():  # bundled or local: never ask a hub
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
+            try:  # the library prints no progress bars; the CLI draws its own
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
+                hf_logging.set_verbosity_error()
+            except ImportError:
+                pass
             log.info("loading embedder %s", self.name)
-            self._model = SentenceTransformer(resolve_embedder(self.name), device=self.device)
+            self._model = SentenceTransformer(path, device=self.device)
         return self._model
 
     @property

@@ -400,6 +400,11 @@ class Pipeline:
 
     def _finish(self) -> None:
         self.store.rebuild_fts()
+        if self.opts.force:  # re-indexed episodes left vectors of their old chunks: drop them now
+            with self.store.connect(read_only=True) as con:
+                live = {r[0] for r in con.execute("SELECT id FROM chunks").fetchall()}
+            if set(self.vectors.ids().tolist()) - live:
+                self.vectors.compact(live_ids=live)
         self.vectors.compact()
         if self._embedder is not None:
             self._export_query_encoder()
