@@ -36,6 +36,7 @@ class SearchOptions:
     candidates: int = 50  # per retriever, before fusion
     dense_weight: float = 1.0
     keyword_weight: float = 0.15  # BM25 over noisy ASR text helps names and jargon, misleads paraphrases
+    keyword_field: str = "grams"  # BM25 over character n-grams ("grams") or whole words ("text")
     fusion: str = "rrf"  # rrf | linear (dense cosine + weight × max-normalised BM25)
     dedupe: bool = True
     sentence_weight: float = 0.7  # dense score = mix of window similarity and its best sentence's
@@ -181,10 +182,15 @@ class Searcher:
     def _keyword(self, con, query: str, opts: SearchOptions, allowed: set[int] | None) -> dict[int, float] | None:
         if not self.store.fts_ready(con):
             return None
+        from .store import char_grams
+
+        field, q = ("grams", char_grams(query)) if opts.keyword_field == "grams" else ("text", query)
+        if not q.strip():
+            return {}
         rows = con.execute(
-            "SELECT id, score FROM (SELECT id, fts_main_chunks.match_bm25(id, ?) AS score FROM chunks) "
-            "WHERE score IS NOT NULL ORDER BY score DESC LIMIT ?",
-            [query, opts.candidates if allowed is None else 100_000],
+            "SELECT id, score FROM (SELECT id, fts_main_chunks.match_bm25(id, ?, fields := ?) AS score "
+            "FROM chunks) WHERE score IS NOT NULL ORDER BY score DESC LIMIT ?",
+            [q, field, opts.candidates if allowed is None else 100_000],
         ).fetchall()
         out = {}
         for cid, s in rows:

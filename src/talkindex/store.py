@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import random
+import re
 import sys
 import threading
 import time
@@ -123,14 +124,31 @@ CREATE TABLE IF NOT EXISTS sentences (
 );
 CREATE TABLE IF NOT EXISTS chunks (
     id BIGINT PRIMARY KEY, episode_id TEXT, idx INTEGER, start DOUBLE, "end" DOUBLE, text TEXT,
-    quality DOUBLE, first_sentence INTEGER, last_sentence INTEGER
+    quality DOUBLE, first_sentence INTEGER, last_sentence INTEGER,
+    grams TEXT  -- character n-grams of the words: BM25 over these forgives ASR misspellings
 );
+ALTER TABLE chunks ADD COLUMN IF NOT EXISTS grams TEXT;
 """
 EPISODE_COLS = [
     "id", "title", "show", "source", "media_url", "webpage_url", "published", "duration",
     "extractor", "local",
 ]
 _COLS = ", ".join(f'"{c}"' for c in EPISODE_COLS)
+
+
+def char_grams(text: str, lo: int = 4, hi: int = 6) -> str:
+    """Words → their character n-grams, as space-separated tokens for BM25.
+
+    Whisper's errors are often near-misses ("featured rift" for "feature drift"); matching on
+    4–6-character pieces of words still finds them, where whole-word BM25 cannot."""
+    out: list[str] = []
+    for w in re.findall(r"[a-z]+", text.lower()):
+        if len(w) <= lo:
+            out.append(w)
+            continue
+        for n in range(lo, min(hi, len(w)) + 1):
+            out.extend(w[i : i + n] for i in range(len(w) - n + 1))
+    return " ".join(out)
 
 
 def fts_extension_path() -> str | None:
@@ -288,6 +306,7 @@ class Store:
                 "text": [c.text for c in chunks], "quality": [c.quality for c in chunks],
                 "first_sentence": [c.first_sentence for c in chunks],
                 "last_sentence": [c.last_sentence for c in chunks],
+                "grams": [char_grams(c.text) for c in chunks],
             })
             # Ids are never reused, so a stale FAISS entry can never point at somebody else's chunk.
             con.execute("INSERT OR REPLACE INTO meta VALUES ('next_chunk_id', ?)", [str(base + len(chunks))])
@@ -314,7 +333,7 @@ class Store:
             if not self._load_fts(con):
                 return False
             con.execute(
-                "PRAGMA create_fts_index('chunks', 'id', 'text', stemmer = 'porter', "
+                "PRAGMA create_fts_index('chunks', 'id', 'text', 'grams', stemmer = 'porter', "
                 "stopwords = 'english', lower = 1, strip_accents = 1, overwrite = 1)"
             )
         return True
