@@ -135,6 +135,12 @@ class WriterLock:
             self._fd = None
 
 
+def _short(text: str, n: int = 80) -> str:
+    """One readable line: remote titles can be 100 KB or hold newlines."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 def transcript_to_json(t: Transcript, ep: Episode | None) -> str:
     d = asdict(t)
     if ep is not None:
@@ -236,7 +242,7 @@ class Pipeline:
         return todo
 
     def _fail(self, ep: Episode, report: IngestReport, reason: str) -> None:
-        msg = f"{ep.title or ep.id} ({ep.media_url}): {reason}"
+        msg = f"{_short(ep.title or ep.id)} ({_short(ep.media_url, 200)}): {reason}"
         self.store.set_status(ep.id, "failed", reason)
         report.results.append(EpisodeResult(ep.id, ep.title, ep.source, "failed", error=msg))
         self.progress("error", message=msg, episode=ep)
@@ -324,7 +330,7 @@ class Pipeline:
                 try:
                     self._fail(ep, report, reason)
                 except Exception:  # noqa: BLE001
-                    msg = f"{ep.title or ep.id} ({ep.media_url}): {reason}"
+                    msg = f"{_short(ep.title or ep.id)} ({_short(ep.media_url, 200)}): {reason}"
                     report.results.append(EpisodeResult(ep.id, ep.title, ep.source, "failed", error=msg))
                     self.progress("error", message=msg, episode=ep)
 
@@ -376,6 +382,10 @@ class Pipeline:
         - 'transcribed' episodes whose chunks are all in FAISS are marked indexed;
         - other 'transcribed' episodes are (re)indexed from their stored transcript."""
         self.vectors._gc()
+        import shutil
+
+        for stale in self.layout.media.glob(".dl-*"):  # partial downloads of a killed run (we hold the lock)
+            shutil.rmtree(stale, ignore_errors=True)
         with self.store.connect(read_only=True) as con:
             live = {r[0] for r in con.execute("SELECT id FROM chunks").fetchall()}
             pending = con.execute(

@@ -278,7 +278,7 @@ def _chunk_rows(con, ids: list[int]) -> dict[int, dict]:
         "e.title, e.\"show\", e.webpage_url, e.media_url, e.local, e.published, "
         "(SELECT list([s.start, s.\"end\"] ORDER BY s.idx) FROM sentences s WHERE s.episode_id = c.episode_id "
         " AND s.idx BETWEEN c.first_sentence AND c.last_sentence) AS sentences "
-        "FROM chunks c JOIN episodes e ON e.id = c.episode_id WHERE list_contains(?, c.id)",
+        "FROM chunks c JOIN episodes e ON e.id = c.episode_id WHERE list_contains(?, c.id) AND e.status = 'indexed'",
         [ids],
     )
     names = [d[0] for d in cur.description]
