@@ -33,7 +33,7 @@ def unit(x: np.ndarray) -> np.ndarray:
 def clustered_vectors(rng: np.random.Generator, n: int, centers: np.ndarray, noise: float = 0.6) -> np.ndarray:
     c = centers[rng.integers(0, len(centers), n)]
     d = centers.shape[1]
-    return unit(c + noise * rng.standard_normal((n, d), dtype=np.float32) / np.sqrt(d) * 4)
+    return unit(c + noise * rng.standard_normal((n, d), dtype=np.float32) / np.sqrt(d))
 
 
 def build_home(home: Path, n_chunks: int, encoder_from: Path | None = None, fts: bool = True,
@@ -66,13 +66,13 @@ def build_home(home: Path, n_chunks: int, encoder_from: Path | None = None, fts:
         con.execute("CREATE TEMP TABLE v AS SELECT list(w ORDER BY w) AS words FROM _vocab")
         word = f"v.words[1 + floor(pow(random(), 3) * {len(vocab)})::INT]"  # Zipf-like word frequencies
         con.execute(f"""
-            INSERT INTO sentences
+            INSERT INTO sentences (episode_id, idx, start, "end", text, quality)
             SELECT printf('syn%05d', i // {spe}), i % {spe}, (i % {spe}) * 2.25, (i % {spe}) * 2.25 + 2.2,
                    array_to_string(list_transform(range(14), x -> {word}), ' '),
                    1.0
             FROM range({ns}) t(i), v""")
         con.execute(f"""
-            INSERT INTO chunks
+            INSERT INTO chunks (id, episode_id, idx, start, "end", text, quality, first_sentence, last_sentence)
             SELECT row_number() OVER (ORDER BY episode_id, idx // {SENTS_PER_CHUNK}), episode_id,
                    idx // {SENTS_PER_CHUNK}, min(start), max("end"), string_agg(text, ' ' ORDER BY idx), 1.0,
                    min(idx), max(idx)

@@ -4,6 +4,7 @@ Makes a long episode by concatenating the fixture speech (the devset episodes, l
 then measures in new processes, peak RSS from wait4():
   - baseline: what faster-whisper itself holds for the whole file before decoding a single token
     (decode_audio + log-mel features of the whole file, i.e. `WhisperModel.transcribe`'s first step);
+  - the same work done the way talkindex.transcribe does it for long media (300 s windows);
   - talkindex ingest of the file into a fresh home (every stage: models, windows, embedding, index).
 `--raw` also runs raw faster-whisper transcription end to end (slow: ~as long as the ingest).
 Usage:
@@ -33,6 +34,17 @@ from faster_whisper.feature_extractor import FeatureExtractor
 a = decode_audio(sys.argv[1])
 f = FeatureExtractor()(a)
 print(len(a) / 16000, f.shape)
+"""
+WINDOWS = """
+import sys
+from pathlib import Path
+from faster_whisper.feature_extractor import FeatureExtractor
+from talkindex.transcribe import iter_audio_windows
+fe, n = FeatureExtractor(), 0
+for off, a in iter_audio_windows(Path(sys.argv[1]), 300.0):
+    f = fe(a)
+    n += len(a)
+print(n / 16000)
 """
 RAW = """
 import sys
@@ -82,6 +94,7 @@ def main() -> None:
     ap.add_argument("--also-hours", type=float, action="append", default=[],
                     help="shorter episodes to show that the peak does not grow")
     ap.add_argument("--raw", action="store_true", help="also run raw faster-whisper transcription")
+    ap.add_argument("--no-ingest", action="store_true", help="only the decode + features rows (fast)")
     a = ap.parse_args()
     for h in sorted([*a.also_hours, a.hours]):
         f = long_episode(h)
@@ -89,6 +102,11 @@ def main() -> None:
         rss, dt = peak([sys.executable, "-c", FEATURES, str(f)])
         print(f"  baseline faster-whisper decode_audio + features of the whole file: peak {rss:.0f} MB ({dt:.0f} s)",
               flush=True)
+        rss, dt = peak([sys.executable, "-c", WINDOWS, str(f)])
+        print(f"  talkindex windowed decode + features (300 s windows, no model): peak {rss:.0f} MB ({dt:.0f} s)",
+              flush=True)
+        if a.no_ingest:
+            continue
         if a.raw:
             rss, dt = peak([sys.executable, "-c", RAW, str(f)])
             print(f"  raw faster-whisper transcribe: peak {rss:.0f} MB, {dt:.0f} s", flush=True)

@@ -76,6 +76,11 @@ def test_index_type_is_chosen_by_size(tmp_path, monkeypatch):
     assert vi.search(extra[3], 1)[1][0][0] == 5003  # the new episode is searchable at once
     # a fresh reader (mmap) gets the same answers
     assert VectorIndex(tmp_path / "v").search(q[0], 10)[1].tolist() == vi.search(q[0], 10)[1].tolist()
+    # a full compaction reads the IVF base back (direct map) and rebuilds one IVF segment
+    assert vi.compact(full=True)
+    assert [s["factory"] for s in vi.manifest()["segments"]] == [choose_factory(4030)]
+    assert sorted(vi.ids().tolist()) == sorted(all_ids.tolist())
+    assert vi.search(extra[3], 1)[1][0][0] == 5003
 
 
 @pytest.mark.parametrize("factory", ["Flat", "HNSW16,Flat"])

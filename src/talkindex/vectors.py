@@ -190,6 +190,9 @@ class VectorIndex:
         ids_l, vecs_l = [], []
         for s in segs:
             idx = faiss.read_index(str(self.dir / s["file"]))
+            ivf = faiss.try_extract_index_ivf(faiss.downcast_index(idx.index))
+            if ivf is not None:  # IVF reconstructs by id only through a direct map (SQ8: decoded values)
+                ivf.make_direct_map()
             ids = faiss.vector_to_array(idx.id_map).astype(np.int64)
             vecs = idx.reconstruct_batch(ids) if len(ids) else np.zeros((0, idx.d), np.float32)
             ids_l.append(ids)
