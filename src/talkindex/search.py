@@ -187,11 +187,7 @@ class Searcher:
         field, q = ("grams", char_grams(query)) if opts.keyword_field == "grams" else ("text", query)
         if not q.strip():
             return {}
-        rows = con.execute(
-            "SELECT id, score FROM (SELECT id, fts_main_chunks.match_bm25(id, ?, fields := ?) AS score "
-            "FROM chunks) WHERE score IS NOT NULL ORDER BY score DESC LIMIT ?",
-            [q, field, opts.candidates if allowed is None else 100_000],
-        ).fetchall()
+        rows = con.execute(BM25_SQL, [q, field, opts.candidates if allowed is None else 100_000]).fetchall()
         out = {}
         for cid, s in rows:
             if (allowed is None or cid in allowed) and len(out) < opts.candidates:
@@ -229,12 +225,22 @@ class Searcher:
 
     def _precise(self, hits: list[Hit], rows: dict[int, dict], qvec: np.ndarray) -> None:
         """Move each hit's start to its best-matching sentence."""
+        best = {h.chunk_id: self._best_sentence(rows[h.chunk_id], qvec) for h in hits}
+        want = [(rows[c]["episode_id"], rows[c]["first_sentence"] + b[0]) for c, b in best.items() if b]
+        if not want:
+            return
+        with self.store.connect(read_only=True) as con:
+            starts = dict(((e, i), st) for e, i, st in con.execute(
+                "SELECT episode_id, idx, start FROM sentences WHERE (episode_id, idx) IN "
+                "(SELECT (unnest(?::TEXT[]), unnest(?::INTEGER[])))",
+                [[w[0] for w in want], [w[1] for w in want]],
+            ).fetchall())
         for h in hits:
+            b = best[h.chunk_id]
             r = rows[h.chunk_id]
-            best = self._best_sentence(r, qvec)
-            sents = r.get("sentences") or []
-            if best is not None and best[0] < len(sents):
-                h.start = float(sents[best[0]][0])
+            st = starts.get((r["episode_id"], r["first_sentence"] + b[0])) if b else None
+            if st is not None:
+                h.start = float(st)
                 h.link = deep_link(r["webpage_url"] or "", r["media_url"] or "", h.start, bool(r["local"]))
 
     def _sentence_vectors(self, episode_id: str) -> np.ndarray | None:
@@ -253,6 +259,25 @@ class Searcher:
             return None
         self._sent_cache[episode_id] = (mtime, sv)
         return sv
+
+
+# BM25 over the fts extension's own tables, scored once for the matching documents only. Same formula
+# and statistics as fts_main_chunks.match_bm25 (k1 = 1.2, b = 0.75), which as a per-row macro would
+# recompute the scores for every chunk row.
+BM25_SQL = """
+WITH tokens AS (SELECT DISTINCT stem(unnest(fts_main_chunks.tokenize(?)), 'porter') AS t),
+qterms AS (SELECT d.termid, d.df FROM fts_main_chunks.dict d JOIN tokens ON d.term = tokens.t),
+fieldids AS (SELECT fieldid FROM fts_main_chunks.fields WHERE field = ?),
+tf AS (SELECT docid, termid, count(*) AS tf FROM fts_main_chunks.terms
+       WHERE termid IN (SELECT termid FROM qterms) AND fieldid IN (SELECT fieldid FROM fieldids)
+       GROUP BY docid, termid),
+st AS (SELECT num_docs, avgdl FROM fts_main_chunks.stats)
+SELECT docs.name AS id,
+       sum(log((st.num_docs - q.df + 0.5) / (q.df + 0.5) + 1)
+           * tf.tf * 2.2 / (tf.tf + 1.2 * (0.25 + 0.75 * docs.len / st.avgdl))) AS score
+FROM tf JOIN qterms q USING (termid) JOIN fts_main_chunks.docs docs ON docs.docid = tf.docid, st
+GROUP BY docs.name ORDER BY score DESC LIMIT ?
+"""
 
 
 def _rrf(ranked: list[dict[int, float]], weights: list[float]) -> dict[int, float]:
@@ -275,10 +300,9 @@ def _linear(ranked: list[dict[int, float]], weights: list[float]) -> dict[int, f
 def _chunk_rows(con, ids: list[int]) -> dict[int, dict]:
     cur = con.execute(
         "SELECT c.id, c.episode_id, c.start, c.\"end\", c.text, c.quality, c.first_sentence, c.last_sentence, "
-        "e.title, e.\"show\", e.webpage_url, e.media_url, e.local, e.published, "
-        "(SELECT list([s.start, s.\"end\"] ORDER BY s.idx) FROM sentences s WHERE s.episode_id = c.episode_id "
-        " AND s.idx BETWEEN c.first_sentence AND c.last_sentence) AS sentences "
-        "FROM chunks c JOIN episodes e ON e.id = c.episode_id WHERE list_contains(?, c.id) AND e.status = 'indexed'",
+        "e.title, e.\"show\", e.webpage_url, e.media_url, e.local, e.published "
+        "FROM chunks c JOIN episodes e ON e.id = c.episode_id "
+        "WHERE c.id IN (SELECT unnest(?::BIGINT[])) AND e.status = 'indexed'",
         [ids],
     )
     names = [d[0] for d in cur.description]
