@@ -7,6 +7,7 @@ Heavy modules are imported inside commands so `talkindex ask` starts fast.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -53,7 +54,8 @@ def _index(home: Optional[Path]):
 
 @app.command()
 def ingest(
-    urls: Annotated[Path, typer.Argument(help="Text file: one URL, feed, playlist, channel or media path per line.")],
+    urls: Annotated[str, typer.Argument(help="Text file with one URL, feed, playlist, channel or media path per "
+                                        "line — or a single http(s) URL.")],
     home: HomeOpt = None,
     model: Annotated[str, typer.Option(help="faster-whisper model name (downloaded when online) or a local "
                                        "CTranslate2 directory. tiny.en is bundled and works offline.")] = "tiny.en",
@@ -78,7 +80,10 @@ def ingest(
     from .sources import read_urls_file
 
     try:
-        inputs, errors = read_urls_file(urls)
+        if re.match(r"^https?://", urls, re.I):
+            inputs, errors = [urls], []
+        else:
+            inputs, errors = read_urls_file(Path(urls))
         for e in errors:
             typer.echo(f"talkindex: error: {e}", err=True)
         opts = IngestOptions(model=model, device=device, compute_type=compute_type, batch_size=batch_size,
