@@ -101,7 +101,9 @@ class _Handler(SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server(media_dir):
-    handler = lambda *a, **kw: _Handler(*a, directory=str(media_dir), **kw)
+    def handler(*a, **kw):
+        return _Handler(*a, directory=str(media_dir), **kw)
+
     srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, daemon=True).start()

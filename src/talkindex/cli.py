@@ -59,7 +59,8 @@ def ingest(
     home: HomeOpt = None,
     model: Annotated[str, typer.Option(help="faster-whisper model name (downloaded when online) or a local "
                                        "CTranslate2 directory. tiny.en is bundled and works offline.")] = "tiny.en",
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda (auto: CUDA float16 when present, else CPU int8).")] = "auto",
+    device: Annotated[str, typer.Option(
+        help="auto | cpu | cuda (auto: CUDA float16 when present, else CPU int8).")] = "auto",
     compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type (auto, int8, float16, …).")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Batched inference size; 0 = auto (batched on GPU).")] = 0,
     beam_size: Annotated[int, typer.Option(help="Beam size for decoding.")] = 1,
@@ -219,7 +220,8 @@ def eval_retrieval(
                                               "http://127.0.0.1:PORT/…), media, questions.json, truth.json.")],
     home: Annotated[Optional[Path], typer.Option("--home", help="Ingest into this home (default: a scratch "
                                                  "home, deleted afterwards).")] = None,
-    mode: Annotated[list[str], typer.Option(help="Search mode(s) to score; repeat for several.")] = ["hybrid"],
+    mode: Annotated[Optional[list[str]], typer.Option(help="Search mode(s) to score; repeat for several "
+                                                      "(default: hybrid).")] = None,
     json_out: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -233,7 +235,7 @@ def eval_retrieval(
 
     try:
         with IngestProgress(quiet=True) as progress:
-            res = run(directory, home=home, modes=tuple(mode), progress=progress)
+            res = run(directory, home=home, modes=tuple(mode or ["hybrid"]), progress=progress)
     except TalkindexError as e:
         _fail(e)
     if json_out:

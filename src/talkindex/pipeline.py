@@ -236,7 +236,8 @@ class Pipeline:
                 self.progress("skip", episode=ep)
                 continue
             if self.opts.max_duration and ep.duration and ep.duration > self.opts.max_duration:
-                self._fail(ep, report, f"longer than --max-duration ({ep.duration:.0f} s > {self.opts.max_duration:.0f} s)")
+                self._fail(ep, report,
+                           f"longer than --max-duration ({ep.duration:.0f} s > {self.opts.max_duration:.0f} s)")
                 continue
             todo.append(ep)
         return todo
@@ -257,7 +258,9 @@ class Pipeline:
         futures = {}
 
         def fetch(ep: Episode):
-            cb = (lambda done, total, ep=ep: self.progress("download", episode=ep, done=done, total=total))
+            def cb(done, total, ep=ep):
+                self.progress("download", episode=ep, done=done, total=total)
+
             return sources.download(ep, self.layout.media, max_bytes=self.opts.max_bytes, progress=cb)
 
         def submit(i: int) -> None:
@@ -281,7 +284,8 @@ class Pipeline:
                                                      f"{self.opts.max_duration:.0f} s)")
                         self.progress("transcribe_start", episode=ep)
                         t = self.transcriber(
-                            ep.id, media, lambda d, tot, ep=ep: self.progress("transcribe", episode=ep, done=d, total=tot)
+                            ep.id, media,
+                            lambda d, tot, ep=ep: self.progress("transcribe", episode=ep, done=d, total=tot),
                         )
                         if self.opts.max_duration and t.duration > self.opts.max_duration:
                             raise TalkindexError(
