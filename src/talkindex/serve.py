@@ -7,11 +7,15 @@ PORT, replaced on the fly so read-only folders can be served as they are.
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+# Only the host:PORT placeholder of a devset-style feed, never the letters inside "SUPPORT" or "REPORT".
+_PLACEHOLDER = re.compile(rb"(127\.0\.0\.1|localhost):PORT\b")
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -23,7 +27,8 @@ class _Handler(SimpleHTTPRequestHandler):
     def send_head(self):
         path = Path(self.translate_path(self.path))
         if path.suffix in (".xml", ".rss") and path.is_file():
-            body = path.read_bytes().replace(b"PORT", str(self.server.server_address[1]).encode())
+            port = str(self.server.server_address[1]).encode()
+            body = _PLACEHOLDER.sub(rb"\1:" + port, path.read_bytes())
             self.send_response(200)
             self.send_header("Content-Type", "application/rss+xml")
             self.send_header("Content-Length", str(len(body)))
