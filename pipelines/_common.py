@@ -50,11 +50,21 @@ def home_of(args: argparse.Namespace) -> Path:
     return args.home.expanduser() if args.home else default_home()
 
 
-def read_inputs(path: Path) -> tuple[list[str], list[str]]:
-    """Inputs of a urls file and one message per malformed line (as `talkindex ingest` reads it)."""
+def read_inputs(path: Path, prog: str) -> tuple[list[str], list[str]] | None:
+    """Inputs of a urls file and one message per malformed line (as `talkindex ingest` reads it).
+
+    Each malformed line is printed as `PROG: error: …`; an unreadable file prints one line and
+    returns None (the caller exits 2)."""
+    from talkindex.errors import TalkindexError
     from talkindex.sources import read_urls_file
 
-    inputs, errors = read_urls_file(path)
+    try:
+        inputs, errors = read_urls_file(path)
+    except TalkindexError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return None
+    for e in errors:
+        print(f"{prog}: error: {e}", file=sys.stderr)
     return inputs, [str(e) for e in errors]
 
 

@@ -97,13 +97,9 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     home = _common.home_of(args)
-    try:
-        inputs, input_errors = _common.read_inputs(args.urls)
-    except TalkindexError as e:
-        print(f"batch: error: {e}", file=sys.stderr)
+    if (read := _common.read_inputs(args.urls, "batch")) is None:
         return 2
-    for msg in input_errors:
-        print(f"batch: error: {msg}", file=sys.stderr)
+    inputs, input_errors = read
     cuda = args.device != "cpu" and cuda_available()
     opts = _common.ingest_options(args, cuda)
 

@@ -319,13 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.perf_counter()
     home = _common.home_of(args)
-    try:
-        inputs, input_errors = _common.read_inputs(args.urls)
-    except TalkindexError as e:
-        print(f"ray_ingest: error: {e}", file=sys.stderr)
+    if (read := _common.read_inputs(args.urls, "ray_ingest")) is None:
         return 2
-    for msg in input_errors:
-        print(f"ray_ingest: error: {msg}", file=sys.stderr)
+    inputs, input_errors = read
 
     init_ray(ray, args)
     try:
