@@ -1,91 +1,341 @@
-"""Retrieval quality × latency table on a devset-format folder (issue: retrieval quality).
+"""Retrieval quality on the devsets, pooled and paired: configuration × R@1/R@5/MRR/≤10 s/kind × time.
 
-Ingests the set once (tiny.en, the real pipeline), then for each chunking configuration re-chunks and
-re-embeds the *stored* transcripts (no re-transcription) and scores several search configurations:
-R@1, R@5, MRR@10, share of questions whose first correct hit starts within 10 s of the answer, the
-median |start error|, and warm ask latency per question.
+Transcribing is the slow part, so each set is ingested once per ASR model into a cached home
+(`--homes`, default /work/cache/homes/<set>-<model>; made with the real pipeline when missing). Every
+configuration is then evaluated in memory from the stored transcripts: re-chunked with
+`talkindex.chunking`, re-embedded (vectors cached on disk per (embedder, text)), dense candidates by
+exact cosine (what FAISS "Flat" returns at this size), keyword candidates by the product's BM25 SQL over
+an in-memory DuckDB fts index, and ranked by `talkindex.search.rank_candidates`, the product's own
+ranking code. Scoring is `talkindex.evaluate` (a hit: right episode, overlapping the answer ±1 sentence).
 
-    python benchmarks/bench_retrieval.py ../shared/fixtures/devset [--home DIR]
+    python benchmarks/bench_retrieval.py SET_DIR [SET_DIR ...] [--homes DIR] [--only NAME ...] [--json OUT]
+
+Each configuration is compared with the baseline (the first one) question by question on the pooled
+sets: wins/losses of reciprocal rank and hit@5, two-sided sign test p (`evaluate.compare`).
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import hashlib
+import json
+import re
 import sys
-import tempfile
 import time
-from dataclasses import asdict
-from pathlib import Path, PurePosixPath
-from urllib.parse import urlsplit
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from talkindex.api import Index  # noqa: E402
-from talkindex.chunking import ChunkOptions  # noqa: E402
-from talkindex.evaluate import score  # noqa: E402
-from talkindex.pipeline import IngestOptions, Pipeline, WriterLock  # noqa: E402
-from talkindex.serve import serve_directory  # noqa: E402
+from talkindex import chunking  # noqa: E402
+from talkindex.evaluate import compare, question_row, summarize  # noqa: E402
+from talkindex.records import Transcript  # noqa: E402
+from talkindex.search import SearchOptions, _SentenceSims, normalize_numbers, rank_candidates  # noqa: E402
 
-CHUNKINGS = {
-    "30w/1s overlap": ChunkOptions(max_words=30, overlap_sentences=1),
-    "45w/1s overlap (default)": ChunkOptions(max_words=45, overlap_sentences=1),
-    "60w/1s overlap": ChunkOptions(max_words=60, overlap_sentences=1),
+try:
+    from talkindex.keywords import keyword_text  # noqa: E402
+except ImportError:  # older tree: char_grams lived in store.py
+    from talkindex.store import char_grams as keyword_text  # noqa: E402
+
+CACHE = Path("/work/cache")
+EMBEDDERS = {"minilm": "all-MiniLM-L6-v2", "mpnet": "all-mpnet-base-v2"}
+BM25_SQL = """
+WITH tokens AS (SELECT DISTINCT stem(unnest(fts_main_chunks.tokenize(?)), 'porter') AS t),
+qterms AS (SELECT d.termid, d.df FROM fts_main_chunks.dict d JOIN tokens ON d.term = tokens.t),
+fieldids AS (SELECT fieldid FROM fts_main_chunks.fields WHERE field = ?),
+tf AS (SELECT docid, termid, count(*) AS tf FROM fts_main_chunks.terms
+       WHERE termid IN (SELECT termid FROM qterms) AND fieldid IN (SELECT fieldid FROM fieldids)
+       GROUP BY docid, termid),
+st AS (SELECT num_docs, avgdl FROM fts_main_chunks.stats)
+SELECT docs.name AS id,
+       sum(log((st.num_docs - q.df + 0.5) / (q.df + 0.5) + 1)
+           * tf.tf * 2.2 / (tf.tf + 1.2 * (0.25 + 0.75 * docs.len / st.avgdl))) AS score
+FROM tf JOIN qterms q USING (termid) JOIN fts_main_chunks.docs docs ON docs.docid = tf.docid, st
+GROUP BY docs.name ORDER BY score DESC LIMIT ?
+"""
+try:  # the product's own SQL when this tree has it (same formula as fts match_bm25)
+    from talkindex.store import BM25_SQL  # noqa: E402,F811
+except ImportError:
+    pass
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that changes what a question retrieves. Index side: asr, embedder, windows, numbers."""
+
+    asr: str = "tiny.en"
+    embedder: str = "minilm"  # minilm | mpnet | minilm+mpnet (concatenated halves: mean of the two cosines)
+    windows: tuple[int, ...] = (45,)  # max words per window; several = multi-scale, all in one index
+    numbers: bool = False  # spoken numbers → digits on both sides of BM25 (search.normalize_numbers)
+    rerank: str = ""  # "" | mpnet: re-score the fused top `rerank_top` by mpnet (window + sentence mix)
+    rerank_top: int = 20
+    search: tuple = ()  # SearchOptions overrides as (name, value) pairs
+
+    def opts(self, k: int = 10) -> SearchOptions:
+        return replace(SearchOptions(k=k), **dict(self.search))
+
+
+def cfg(**kw) -> Config:
+    names = {f.name for f in fields(Config)}
+    search = tuple(sorted((k, v) for k, v in kw.items() if k not in names))
+    return Config(**{k: v for k, v in kw.items() if k in names}, search=search)
+
+
+# -- embedding cache -----------------------------------------------------------------------------
+class EmbedCache:
+    """Vectors per (embedder, side, text) on disk, so re-chunking re-embeds only new windows."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self._mem: dict[str, dict[str, np.ndarray]] = {}
+        self._models: dict[str, object] = {}
+        self.seconds: dict[str, float] = {}
+        self.count: dict[str, int] = {}
+
+    def _file(self, name: str) -> Path:
+        return self.root / f"{name}.npz"
+
+    def _table(self, name: str) -> dict[str, np.ndarray]:
+        if name not in self._mem:
+            try:
+                with np.load(self._file(name)) as z:
+                    self._mem[name] = dict(zip(z["keys"].tolist(), z["vecs"]))
+            except OSError:
+                self._mem[name] = {}
+        return self._mem[name]
+
+    def encode(self, embedder: str, texts: list[str], side: str = "passage") -> np.ndarray:
+        if "+" in embedder:  # concatenation of unit halves / sqrt(2): dot = mean of the cosines
+            parts = [self.encode(e, texts, side) for e in embedder.split("+")]
+            return np.concatenate(parts, axis=1) / np.sqrt(len(parts))
+        name = f"{embedder}-{side}"
+        table = self._table(name)
+        keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
+        todo = sorted({k: t for k, t in zip(keys, texts) if k not in table}.items())
+        if todo:
+            model = self._model(embedder)
+            t0 = time.perf_counter()
+            enc = model.encode_passages if side == "passage" else model.encode_queries
+            vecs = enc([t for _, t in todo])
+            self.seconds[embedder] = self.seconds.get(embedder, 0.0) + time.perf_counter() - t0
+            self.count[embedder] = self.count.get(embedder, 0) + len(todo)
+            for (k, _), v in zip(todo, vecs):
+                table[k] = v.astype(np.float32)
+            ks = sorted(table)
+            np.savez(self._file(name), keys=np.array(ks), vecs=np.stack([table[k] for k in ks]))
+        return np.stack([table[k] for k in keys]).astype(np.float32)
+
+    def _model(self, embedder: str):
+        if embedder not in self._models:
+            from talkindex.embedding import Embedder
+
+            self._models[embedder] = Embedder(EMBEDDERS[embedder])
+        return self._models[embedder]
+
+
+# -- one set, one index configuration -----------------------------------------------------------
+class SetIndex:
+    """The in-memory equivalent of a home for one (set, asr, embedder, windows, numbers)."""
+
+    def __init__(self, set_dir: Path, home: Path, c: Config, cache: EmbedCache):
+        import duckdb
+
+        self.questions = json.loads((set_dir / "questions.json").read_text())
+        self.truth = json.loads((set_dir / "truth.json").read_text())
+        self.set = set_dir.name
+        con = duckdb.connect(str(home / "talkindex.duckdb"), read_only=True)
+        self.episode_of = {i: Path(u).stem for i, u in con.execute("SELECT id, media_url FROM episodes").fetchall()}
+        con.close()
+        self.rows: dict[int, dict] = {}
+        self.sent_vecs: dict[str, np.ndarray] = {}
+        self.sent_starts: dict[str, list[float]] = {}
+        texts = []
+        for tj in sorted((home / "episodes").glob("*/transcript.json")):
+            t = Transcript.from_json(tj.read_text())
+            sents = chunking.sentences(t, chunking.ChunkOptions())
+            self.sent_starts[t.episode_id] = [s.start for s in sents]
+            sv = cache.encode(c.embedder, [s.text for s in sents])
+            self.sent_vecs[t.episode_id] = sv.astype(np.float16)  # as stored at ingest
+            for w in c.windows:
+                for ch in chunking.windows(sents, t.episode_id, chunking.ChunkOptions(max_words=w)):
+                    cid = len(self.rows)
+                    self.rows[cid] = {"episode_id": t.episode_id, "start": ch.start, "end": ch.end,
+                                      "quality": ch.quality, "first_sentence": ch.first_sentence,
+                                      "last_sentence": ch.last_sentence, "text": ch.text}
+                    texts.append(ch.text)
+        self.chunk_vecs = cache.encode(c.embedder, texts)
+        self.rerank_vecs = cache.encode(c.rerank, texts) if c.rerank else None
+        self.numbers = c.numbers
+        self.con = duckdb.connect(":memory:")
+        self._fts(texts)
+
+    def _fts(self, texts: list[str]) -> None:
+        from talkindex.store import fts_extension_path
+
+        path = fts_extension_path()
+        self.con.execute(f"SET extension_directory = '{CACHE / 'duckdb_ext'}'")
+        try:
+            self.con.execute("LOAD fts")
+        except Exception:  # noqa: BLE001 - first use: install the bundled binary
+            self.con.execute(f"INSTALL '{path}'")
+            self.con.execute("LOAD fts")
+        self.con.execute("CREATE TABLE chunks (id BIGINT, text TEXT, grams TEXT)")
+        self.con.executemany("INSERT INTO chunks VALUES (?, ?, ?)",
+                             [(i, t, self._kw(t)) for i, t in enumerate(texts)])
+        self.con.execute("PRAGMA create_fts_index('chunks', 'id', 'text', 'grams', stemmer = 'porter', "
+                         "stopwords = 'english', lower = 1, strip_accents = 1, overwrite = 1)")
+
+    def _kw(self, text: str) -> str:
+        if not self.numbers:
+            return keyword_text(text)
+        t = normalize_numbers(text)
+        return keyword_text(t) + " " + " ".join(f"n{d}" for d in re.findall(r"\d+", t))
+
+    def run(self, c: Config, qvecs: np.ndarray, rq: np.ndarray | None, k: int = 10) -> list[dict]:
+        opts = c.opts(k)
+        rows_out = []
+        for q, qv, rv in zip(self.questions, qvecs, rq if rq is not None else [None] * len(qvecs)):
+            dense = kw = None
+            if opts.mode in ("hybrid", "dense"):
+                sims = self.chunk_vecs @ qv
+                top = np.argsort(-sims)[: opts.candidates]
+                dense = {int(i): float(sims[i]) for i in top}
+            if opts.mode in ("hybrid", "keyword"):
+                field = opts.keyword_field
+                qt = self._kw(q["query"]) if field == "grams" else q["query"]
+                kw = {int(i): float(s) for i, s in self.con.execute(BM25_SQL, [qt, field, opts.candidates]).fetchall()}
+            ss = _SentenceSims(self.sent_vecs.get, qv if opts.mode != "keyword" else None)
+            if c.rerank:
+                ranked = self._reranked(q["query"], dense, kw, ss, opts, c, rv)
+            else:
+                ranked = rank_candidates(q["query"], dense, kw, self.rows, ss, opts)
+            hits = []
+            for r in ranked:
+                row = self.rows[r.chunk_id]
+                st = self.sent_starts[row["episode_id"]][r.sentence] if opts.precise and r.sentence is not None \
+                    else row["start"]
+                hits.append({"episode_id": row["episode_id"], "start": st, "end": row["end"]})
+            rows_out.append(_row(q, hits, self.truth, self.episode_of, self.set))
+        return rows_out
+
+    def _reranked(self, query, dense, kw, ss, opts, c: Config, rv):
+        """Stage 2: the fused top `rerank_top` re-scored by a second model's window cosine (pluggable)."""
+        first = rank_candidates(query, dense, kw, self.rows, ss, replace(opts, k=c.rerank_top, dedupe=False))
+        sub = {r.chunk_id: float(self.rerank_vecs[r.chunk_id] @ rv) for r in first}
+        return rank_candidates(query, sub, None, self.rows, ss, replace(opts, sentence_weight=0.0))
+
+
+def _row(q: dict, hits: list[dict], truth: dict, episode_of: dict, set_name: str) -> dict:
+    from talkindex.evaluate import answer_span
+
+    s0, s1, ans = answer_span(truth, q["episode"], q["answer_sentence_index"])
+    rank = err = None
+    for r, h in enumerate(hits[:10], 1):
+        if episode_of.get(h["episode_id"]) == q["episode"] and h["start"] < s1 and h["end"] > s0:
+            rank, err = r, abs(h["start"] - ans)
+            break
+    return {**question_row(q, rank, err), "set": set_name}
+
+
+# -- the configurations measured -----------------------------------------------------------------
+BASELINE = cfg()  # the product defaults before issue 12: hybrid, keyword 0.15, sentence 0.7, dedupe, 45 words
+CONFIGS: dict[str, Config] = {
+    "baseline (old defaults)": BASELINE,
+    "dense only": cfg(mode="dense"),
+    "keyword 0": cfg(keyword_weight=0.0),
+    "keyword 0.3": cfg(keyword_weight=0.3),
+    "keyword 0.5": cfg(keyword_weight=0.5),
+    "keyword 1.0": cfg(keyword_weight=1.0),
+    "sentence 0": cfg(sentence_weight=0.0),
+    "sentence 0.5": cfg(sentence_weight=0.5),
+    "sentence 0.85": cfg(sentence_weight=0.85),
+    "sentence 1.0": cfg(sentence_weight=1.0),
+    "no dedupe": cfg(dedupe=False),
+    "start: chunk": cfg(start="chunk"),
+    "start: before best": cfg(start="before"),
+    "numbers normalised": cfg(numbers=True),
+    "windows 30": cfg(windows=(30,)),
+    "windows 60": cfg(windows=(60,)),
+    "windows 30+60": cfg(windows=(30, 60)),
+    "windows 20+45": cfg(windows=(20, 45)),
+    "linear fusion 0.15": cfg(fusion="linear"),
+    "mpnet": cfg(embedder="mpnet"),
+    "minilm+mpnet": cfg(embedder="minilm+mpnet"),
+    "rerank top20 by mpnet": cfg(rerank="mpnet"),
+    "asr base": cfg(asr="base"),
 }
-SEARCHES = {
-    "dense, chunk start": dict(mode="dense", sentence_weight=0.0, precise=False),
-    "dense, window only": dict(mode="dense", sentence_weight=0.0),
-    "dense + sentence (multi-granularity)": dict(mode="dense"),
-    "keyword BM25 words": dict(mode="keyword", keyword_field="text"),
-    "keyword BM25 char-grams": dict(mode="keyword"),
-    "hybrid words BM25": dict(keyword_field="text"),
-    "hybrid char-gram BM25 (default)": dict(),
-    "hybrid default, no dedupe": dict(dedupe=False),
-}
 
 
-def rechunk(src: Path, dst: Path, chunk: ChunkOptions) -> None:
-    if dst.exists():
-        shutil.rmtree(dst)
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("vectors", "media"))
-    p = Pipeline(dst, IngestOptions(chunk=chunk))
-    with p.store.connect() as con:
-        con.execute("UPDATE episodes SET status = 'transcribed' WHERE status = 'indexed'")
-    with WriterLock(p.layout.lock):
-        p.reconcile()
-        p._finish()
+def evaluate(sets: list[Path], homes: Path, c: Config, cache: EmbedCache, memo: dict) -> tuple[list[dict], float]:
+    rows, secs = [], 0.0
+    for s in sets:
+        key = (s.name, c.asr, c.embedder, c.windows, c.numbers, c.rerank)
+        if key not in memo:
+            memo[key] = SetIndex(s, homes / f"{s.name}-{c.asr}", c, cache)
+        si = memo[key]
+        qtexts = [q["query"] for q in si.questions]
+        qv = cache.encode(c.embedder, qtexts, "query")
+        rq = cache.encode(c.rerank, qtexts, "query") if c.rerank else None
+        t0 = time.perf_counter()
+        rows += si.run(c, qv, rq)
+        secs += time.perf_counter() - t0
+    return rows, secs * 1000 / max(1, len(rows))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("devset", type=Path)
-    ap.add_argument("--home", type=Path, help="an already ingested home of this set (skips the ingest)")
+    ap.add_argument("sets", type=Path, nargs="+")
+    ap.add_argument("--homes", type=Path, default=CACHE / "homes")
+    ap.add_argument("--only", nargs="*", help="configuration names to run (baseline always runs)")
+    ap.add_argument("--json", type=Path, help="write per-configuration results here")
     args = ap.parse_args()
-    import json
-
-    qs = json.loads((args.devset / "questions.json").read_text())
-    truth = json.loads((args.devset / "truth.json").read_text())
-    work = Path(tempfile.mkdtemp(prefix="bench-retrieval-"))
-    base = args.home
-    if base is None:
-        base = work / "base"
-        with serve_directory(args.devset) as url:
-            Index(base).ingest([f"{url}/feed.xml"])
-    print(f"{'chunking':<26} {'search':<38} {'R@1':>5} {'R@5':>5} {'MRR':>6} {'≤10s':>5} {'med|Δ|':>7} {'ask ms':>7}")
-    for cname, chunk in CHUNKINGS.items():
-        home = work / "c"
-        rechunk(base, home, chunk)
-        idx = Index(home)
-        ep = {e["id"]: PurePosixPath(urlsplit(e["media_url"]).path).stem for e in idx.episodes()}
-        for sname, kw in SEARCHES.items():
-            idx.ask_many([qs[0]["query"]], k=10, **kw)  # warm
-            t0 = time.perf_counter()
-            res = [idx.ask(q["query"], k=10, **kw) for q in qs]
-            ms = (time.perf_counter() - t0) * 1000 / len(qs)
-            r = score(qs, truth, [[asdict(h) for h in hs] for hs in res], ep)["overall"]
-            print(f"{cname:<26} {sname:<38} {r['r@1']:>5.2f} {r['r@5']:>5.2f} {r['mrr@10']:>6.3f} "
-                  f"{r['within_10s']:>5.2f} {r['start_error_median'] or 0:>7.2f} {ms:>7.1f}", flush=True)
-    shutil.rmtree(work, ignore_errors=True)
+    for s in args.sets:
+        for asr in sorted({c.asr for c in CONFIGS.values()}):
+            if not (args.homes / f"{s.name}-{asr}" / "talkindex.duckdb").exists():
+                print(f"missing cached home {args.homes / f'{s.name}-{asr}'}: ingest it first (see README)",
+                      file=sys.stderr)
+    cache = EmbedCache(CACHE / "emb")
+    memo: dict = {}
+    names = [n for n in CONFIGS if not args.only or n in args.only or n == next(iter(CONFIGS))]
+    base_rows = None
+    out = {}
+    hdr = (f"{'configuration':<26} {'R@1':>5} {'R@5':>5} {'R@5 95% CI':>11} {'MRR':>5} {'≤10s':>5} "
+           f"{'para':>5} {'kw':>5} {'conc':>5} {'num':>5} {'RR w/l p':>12} {'hit5 w/l p':>12} {'rank ms':>7}")
+    print(hdr)
+    for n in names:
+        c = CONFIGS[n]
+        if not all((args.homes / f"{s.name}-{c.asr}" / "talkindex.duckdb").exists() for s in args.sets):
+            print(f"{n:<26} (skipped: no cached home for asr {c.asr})")
+            continue
+        rows, ms = evaluate(args.sets, args.homes, c, cache, memo)
+        res = summarize(rows)
+        o, bk = res["overall"], res["by_kind"]
+        base_rows = base_rows or rows
+        cmp = compare(base_rows, rows)
+        per_set = {s.name: summarize([r for r in rows if r["set"] == s.name])["overall"] for s in args.sets}
+        per_set_cmp = {s.name: compare([r for r in base_rows if r["set"] == s.name],
+                                       [r for r in rows if r["set"] == s.name]) for s in args.sets}
+        out[n] = {"config": repr(c), "pooled": o, "by_kind": {k: v["r@5"] for k, v in bk.items()},
+                  "per_set": per_set, "paired": cmp, "paired_per_set": per_set_cmp, "rank_ms": round(ms, 2),
+                  "questions": rows}
+        kind = {k: bk.get(k, {}).get("r@5") for k in ("paraphrase", "keyword", "conceptual", "number")}
+        ci = o["ci95"]["r@5"]
+        print(f"{n:<26} {o['r@1']:>5.2f} {o['r@5']:>5.2f} {f'{ci[0]:.2f}-{ci[1]:.2f}':>11} {o['mrr@10']:>5.3f} "
+              f"{o['within_10s']:>5.2f} " + " ".join(f"{(v if v is not None else 0):>5.2f}" for v in kind.values())
+              + f" {cmp['rr']['wins']:>3}/{cmp['rr']['losses']:<3}{cmp['rr']['p']:>5.2f}"
+              f" {cmp['hit5']['wins']:>3}/{cmp['hit5']['losses']:<3}{cmp['hit5']['p']:>5.2f} {ms:>7.1f}", flush=True)
+    print("\nembedding seconds (cache misses this run):",
+          {e: f"{s:.1f}s/{cache.count[e]} texts" for e, s in cache.seconds.items()})
+    for s in args.sets:
+        for asr in sorted({c.asr for c in CONFIGS.values()}):
+            f = args.homes / f"{s.name}-{asr}" / "ingest_seconds.json"
+            if f.exists():
+                print(f"ingest {s.name} asr {asr}: {json.loads(f.read_text())['seconds']:.0f} s (real pipeline)")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -23,14 +23,18 @@ def add_ingest_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("urls", type=Path, help="Text file: one URL, feed, playlist, channel or media path per line.")
     ap.add_argument("--home", type=Path, default=None,
                     help="Index directory (default: $TALKINDEX_HOME, else the user data dir).")
-    ap.add_argument("--model", default="tiny.en", help="faster-whisper model name or CTranslate2 directory.")
+    ap.add_argument("--model", default=None, help="faster-whisper model name or CTranslate2 directory "
+                    "(default: the home's, else tiny.en).")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda (auto: CUDA when present).")
     ap.add_argument("--compute-type", default="auto", help="CTranslate2 compute type (auto, int8, float16, …).")
     ap.add_argument("--batch-size", type=int, default=None,
                     help="Batched inference size (faster-whisper BatchedInferencePipeline). Default: 16 on "
                          "CUDA, 0 (sequential, same as `talkindex ingest`) on CPU.")
     ap.add_argument("--beam-size", type=int, default=1)
-    ap.add_argument("--embedder", default="all-MiniLM-L6-v2")
+    ap.add_argument("--embedder", default=None, help="sentence-transformers model (default: the home's, else "
+                    "all-MiniLM-L6-v2).")
+    ap.add_argument("--captions", default="prefer", choices=["prefer", "any", "never"],
+                    help="Existing transcripts before ASR (as `talkindex ingest --captions`).")
     ap.add_argument("--max-duration", type=float, default=None, help="Refuse media longer than this (seconds).")
     ap.add_argument("--force", action="store_true", help="Redo episodes that are already indexed.")
     ap.add_argument("--json", action="store_true", help="Print the summary as one JSON object on stdout.")
@@ -41,11 +45,11 @@ def ingest_options(args: argparse.Namespace, cuda: bool) -> IngestOptions:
     batch = args.batch_size if args.batch_size is not None else (16 if cuda and args.device != "cpu" else 0)
     return IngestOptions(model=args.model, device=args.device, compute_type=args.compute_type,
                          batch_size=batch, beam_size=args.beam_size, embedder=args.embedder,
-                         force=args.force, max_duration=args.max_duration)
+                         force=args.force, max_duration=args.max_duration, captions=args.captions)
 
 
 def home_of(args: argparse.Namespace) -> Path:
-    from talkindex.api import default_home
+    from talkindex.home import default_home
 
     return args.home.expanduser() if args.home else default_home()
 

@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - t0
     summary = _common.Summary.of(
         "batch_ingest", home, wall, reports,
-        device=p._transcriber.options.device if p._transcriber else ("cuda" if cuda else "cpu"),
+        device=p.device if p.device != "auto" else ("cuda" if cuda else "cpu"),
         batch_size=opts.batch_size or "off", shards=len(parts), prefetched=prefetch.fetched,
     )
     summary.print(args.json)

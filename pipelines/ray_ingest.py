@@ -26,6 +26,7 @@ multi-node cluster that directory must be on a filesystem every node mounts (NFS
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import queue
@@ -43,7 +44,7 @@ import numpy as np  # noqa: E402
 
 from talkindex.embedding import Embedder  # noqa: E402
 from talkindex.errors import SourceError, TalkindexError  # noqa: E402
-from talkindex.pipeline import IngestOptions, IngestReport, Pipeline  # noqa: E402
+from talkindex.pipeline import Failed, IngestOptions, IngestReport, Pipeline, Transcribed  # noqa: E402
 from talkindex.records import Episode  # noqa: E402
 
 log = logging.getLogger("talkindex.ray")
@@ -183,10 +184,12 @@ class PrecomputedEmbedder(Embedder):
 class RayRunner:
     """`run(todo, report)` for `Pipeline.ingest`: schedules the Ray stages, feeds the writer."""
 
-    def __init__(self, p: Pipeline, args: argparse.Namespace, ray):
+    def __init__(self, p: Pipeline, embedder: PrecomputedEmbedder, args: argparse.Namespace, ray):
         self.p, self.args, self.ray = p, args, ray
-        self.embedder = PrecomputedEmbedder(p.opts.embedder)
-        p._embedder = self.embedder  # the writer encodes through it (Pipeline.embedder is lazy)
+        self.embedder = embedder  # the pipeline's writer encodes through it (injected into Pipeline)
+        # the workers get the options with the home's config filled in (model, embedder, chunking)
+        self.opts = dataclasses.replace(p.opts, model=p.config.model, embedder=p.config.embedder,
+                                        chunk=p.config.chunk)
         self.transcribers: list = []
         self.embedders: list = []
         self.stats = {"transcribed": 0, "reused": 0}
@@ -198,8 +201,8 @@ class RayRunner:
         T = ray.remote(num_cpus=a.cpus_per_transcriber, num_gpus=a.gpus_per_transcriber)(TranscribeWorker)
         E = ray.remote(num_cpus=a.cpus_per_embedder, num_gpus=a.gpus_per_embedder)(EmbedWorker)
         threads = max(1, int(a.cpus_per_transcriber))
-        self.transcribers = [T.remote(self.p.opts, threads) for _ in range(a.transcribers)]
-        self.embedders = [E.remote(self.p.opts, a.gpus_per_embedder > 0) for _ in range(a.embedders)]
+        self.transcribers = [T.remote(self.opts, threads) for _ in range(a.transcribers)]
+        self.embedders = [E.remote(self.opts, a.gpus_per_embedder > 0) for _ in range(a.embedders)]
         self.devices = ray.get([t.device.remote() for t in self.transcribers])  # fail fast on model errors
 
     def __call__(self, todo: list[Episode], report: IngestReport) -> None:
@@ -212,7 +215,7 @@ class RayRunner:
         capacity = per_actor * len(self.transcribers)
 
         jobs: queue.Queue = queue.Queue(maxsize=capacity + 2)
-        writer = threading.Thread(target=p._writer, args=(jobs, report), name="ray-writer", daemon=True)
+        writer = threading.Thread(target=p.write_all, args=(jobs, report), name="ray-writer", daemon=True)
         writer.start()
         pending = deque(todo)
         downloads: dict[str, object] = {}  # episode id -> download ref, started ahead
@@ -223,7 +226,7 @@ class RayRunner:
             while pending or in_flight:
                 while pending and len(in_flight) < capacity:
                     ep = pending.popleft()
-                    t = p._reusable(ep)  # a stored transcript of the same model: embed + write only
+                    t = p.reusable(ep)  # a stored transcript of the same model: embed + write only
                     if t is not None:
                         kind, tref, actor = "reuse", ray.put(t), -1
                     else:
@@ -249,12 +252,12 @@ class RayRunner:
                     except ray.exceptions.RayError as e:  # a worker died, an unexpected exception
                         out = failed(_short(e))
                     if is_failed(out):
-                        jobs.put(("failed", ep, out["failed"]))
+                        jobs.put(Failed(ep, out["failed"]))
                         continue
                     t, texts, vecs = out
                     self.embedder.put(texts, vecs)
                     self.stats["transcribed" if kind == "transcript" else "reused"] += 1
-                    jobs.put((kind, ep, t))
+                    jobs.put(Transcribed(ep, t, fresh=kind == "transcript"))
         finally:
             jobs.put(None)
             writer.join()
@@ -330,8 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.gpus_per_transcriber is None:
             args.gpus_per_transcriber = 1.0 if gpus and args.device != "cpu" else 0.0
         opts = _common.ingest_options(args, cuda=args.gpus_per_transcriber > 0)
-        p = Pipeline(home, opts, _common.printer(args.quiet or args.json, "ray_ingest"))
-        runner = RayRunner(p, args, ray)
+        embedder = PrecomputedEmbedder(Pipeline(home, opts).config.embedder)  # the home's config decides
+        p = Pipeline(home, opts, _common.printer(args.quiet or args.json, "ray_ingest"), embedder=embedder)
+        runner = RayRunner(p, embedder, args, ray)
         try:
             report = p.ingest(inputs, input_errors, resolve=ray_resolver(ray, inputs, args.cpus_per_download),
                               run=runner)

@@ -246,7 +246,7 @@ def test_devset_feed_and_download(tmp_path):
     assert path == cache / f"{eps[0].id}.mp3"
     assert path.read_bytes() == (DEVSET / "dev01.mp3").read_bytes()
     assert seen and seen[-1][0] == path.stat().st_size
-    assert [p.name for p in cache.iterdir()] == [path.name]  # no temp leftovers
+    assert sorted(p.name for p in cache.iterdir()) == [path.name, path.name + ".ok"]  # no temp leftovers
     assert sources.download(eps[0], cache) == path  # server gone: the complete file is reused
 
 
@@ -384,27 +384,36 @@ def test_feed_enclosure_schemes_and_quirks(server, media_dir, caplog, monkeypatc
         sources.resolve(server + "/mixed.xml")
 
 
+def _typed(ep_id: str, url: str) -> Episode:
+    """An episode for a media URL typed as it is (errors name the input as typed)."""
+    return Episode(id=ep_id, title="x", source=url, media_url=url, extractor="generic")
+
+
 def test_partial_download_not_trusted(server, media_dir, tmp_path):
-    bad = Episode(id="rss-partial", title="x", source="x", media_url=server + "/truncated.mp3")
+    bad = _typed("rss-partial", server + "/truncated.mp3")
     with pytest.raises(SourceError) as err:
         sources.download(bad, tmp_path)
     assert err.value.input == server + "/truncated.mp3" and "\n" not in err.value.reason
     assert "expected" in err.value.reason and not err.value.reason.startswith(("ERROR", "["))
     assert list(tmp_path.iterdir()) == []  # nothing left behind, so nothing can be reused
     # leftovers of an interrupted run are ignored: the file is downloaded again, completely
-    good = Episode(id="rss-good", title="x", source="x", media_url=server + "/tone.mp3")
+    good = _typed("rss-good", server + "/tone.mp3")
     (tmp_path / "rss-good.mp3.part").write_bytes(b"junk")
     path = sources.download(good, tmp_path)
     assert path.read_bytes() == (media_dir / "tone.mp3").read_bytes()
     with pytest.raises(SourceError, match="larger than"):
-        sources.download(Episode(id="big", title="x", source="x", media_url=good.media_url), tmp_path,
-                         max_bytes=1000)
+        sources.download(_typed("big", good.media_url), tmp_path, max_bytes=1000)
     with pytest.raises(SourceError, match="larger than"):
-        sources.download(Episode(id="big", title="x", source="x", media_url=server + "/nolength.mp3"), tmp_path,
-                         max_bytes=1000)
+        sources.download(_typed("big", server + "/nolength.mp3"), tmp_path, max_bytes=1000)
     assert not list(tmp_path.glob("big*")) and not list(tmp_path.glob(".dl-*"))
-    with pytest.raises(SourceError, match="HTTP Error 404"):
-        sources.download(Episode(id="gone", title="x", source="x", media_url=server + "/gone.mp3"), tmp_path)
+    with pytest.raises(SourceError, match="HTTP 404"):
+        sources.download(_typed("gone", server + "/gone.mp3"), tmp_path)
+    # an item of a feed is named by the feed as typed, then its title
+    item = Episode(id="rss-item", title="Item \x1b[31mone", source=server + "/feed.xml",
+                   media_url=server + "/gone.mp3", extractor="rss", trusted_private=True, origin_host="127.0.0.1")
+    with pytest.raises(SourceError) as err:
+        sources.download(item, tmp_path)
+    assert str(err.value) == f"{server}/feed.xml: Item \\x1b[31mone: HTTP 404"
 
 
 def test_short_messages_and_ids():

@@ -1,4 +1,4 @@
-"""The Python API that the CLI, notebooks and batch jobs share.
+"""The Python API that the CLI, the web server, MCP, notebooks and batch jobs share.
 
     from talkindex import Index
     idx = Index("~/talks")
@@ -14,64 +14,78 @@ import os
 from pathlib import Path
 
 from .errors import NotFoundError, UsageError
-from .pipeline import IngestOptions, IngestReport, Layout, Pipeline, Progress, transcript_from_json
-from .records import Hit, Transcript
-from .search import Searcher, SearchOptions
+from .home import IndexConfig, Layout, default_home
+from .records import TRUSTED, Hit, Transcript
 from .store import Store
 from .vectors import VectorIndex
 
+__all__ = ["Index", "default_home", "hits_json", "dumps"]
 
-def default_home() -> Path:
-    env = os.environ.get("TALKINDEX_HOME")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("talkindex", appauthor=False))
+MAX_K = 100
 
 
 class Index:
-    """One home directory: DuckDB + FAISS + transcript artifacts + media cache."""
+    """One home directory: DuckDB + FAISS + transcript artifacts + media cache, read through one object."""
 
     def __init__(self, home: str | os.PathLike | None = None):
-        self.home = Path(home).expanduser() if home else default_home()
-        self.layout = Layout(self.home)
+        self.layout = Layout(Path(home).expanduser() if home else default_home())
+        self.home = self.layout.home
+        self.layout.check_usable(write=False)
         self.store = Store(self.layout.db)
         self.vectors = VectorIndex(self.layout.vectors)
-        self._searcher: Searcher | None = None
+        self._searcher = None
 
     # -- writing -----------------------------------------------------------------------------
-    def ingest(
-        self, inputs: list[str], options: IngestOptions | None = None, progress: Progress | None = None,
-        input_errors: list[str] | None = None,
-    ) -> IngestReport:
-        """Resolve, download, transcribe, chunk, embed and index `inputs` (URLs, feeds, paths)."""
+    def ingest(self, inputs: list[str], options=None, progress=None, input_errors: list[str] | None = None):
+        """Resolve, fetch or transcribe, chunk, embed and index `inputs` (URLs, feeds, paths) → IngestReport."""
+        from .pipeline import Pipeline
+
         self._searcher = None
         return Pipeline(self.home, options, progress).ingest(inputs, input_errors)
 
+    def doctor(self, repair: bool = False) -> tuple[list, list[str]]:
+        """(problems left, repairs done): see `talkindex.doctor`. `repair` never re-transcribes."""
+        from . import doctor
+
+        self._searcher = None
+        done = doctor.repair(self.home) if repair else []
+        return doctor.check(self.home), done
+
     # -- reading ---------------------------------------------------------------------------------
     @property
-    def embedder(self) -> str:
-        from .embedding import DEFAULT_EMBEDDER
-
-        return (self.store.get_meta("embedder") if self.layout.db.exists() else None) or DEFAULT_EMBEDDER
+    def config(self) -> IndexConfig:
+        """How this home's index was built (its saved config.json; defaults for a new home)."""
+        saved = self.layout.load_config()
+        if saved is None and self.layout.db.exists():
+            return IndexConfig(embedder=self.store.get_meta("embedder") or IndexConfig().embedder)
+        return saved or IndexConfig()
 
     @property
-    def searcher(self) -> Searcher:
+    def embedder(self) -> str:
+        return self.config.embedder
+
+    @property
+    def searcher(self):
         if self._searcher is None:
-            self._searcher = Searcher(self.layout, self.store, self.vectors, self.embedder)
+            from .search import Searcher
+
+            self._searcher = Searcher(self.layout, self.store, self.vectors, self.config)
         return self._searcher
 
     def ask(self, question: str, k: int = 5, **filters) -> list[Hit]:
         """The `k` moments that best answer `question`. Filters: mode, show, since, episode."""
+        from .search import SearchOptions
+
+        _check_k(k)
         opts = SearchOptions(k=k, **filters)
-        if k < 1:
-            raise UsageError("k must be at least 1")
         self._require_index()
         return self.searcher.search(question, opts)
 
     def ask_many(self, questions: list[str], k: int = 5, **filters) -> list[list[Hit]]:
         """Batch form of `ask`: the query encoder runs once over all questions."""
+        from .search import SearchOptions
+
+        _check_k(k)
         self._require_index()
         opts = SearchOptions(k=k, **filters)
         good = [q for q in questions if q.strip()]
@@ -86,7 +100,7 @@ class Index:
         return out
 
     def _require_index(self) -> None:
-        if not self.layout.db.exists() or self.vectors.ntotal == 0:
+        if not self.layout.db.exists() or not self.store.has_indexed():
             raise NotFoundError(f"{self.home}: the index is empty; run `talkindex ingest urls.txt` first")
 
     def episodes(self) -> list[dict]:
@@ -103,9 +117,34 @@ class Index:
     def transcript(self, episode_id: str) -> Transcript:
         row = self.episode(episode_id)
         path = self.layout.transcript(episode_id)
-        if row["status"] not in ("transcribed", "indexed") or not path.exists():
+        if row["status"] not in TRUSTED:
             raise NotFoundError(f"episode {episode_id!r} has no transcript yet (status: {row['status']})")
-        return transcript_from_json(path.read_text(encoding="utf-8"))
+        try:
+            return Transcript.from_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            t, _ = self.store.transcript_rows(episode_id)  # the database still has every segment
+            if t is None:
+                raise NotFoundError(f"episode {episode_id!r}: transcript file is damaged ({type(e).__name__}) "
+                                    "and cannot be rebuilt; run `talkindex doctor --repair`") from None
+            return t
+
+    def media_path(self, episode_id: str) -> Path | None:
+        """The local file that plays this indexed episode (a local input or the download cache), if any."""
+        from .mediacache import read_ok
+        from .sources import safe_id
+
+        row = self.episode(episode_id)
+        if row["status"] != "indexed":
+            return None
+        if row.get("local"):
+            p = Path(row["media_url"])
+            return p if p.is_file() else None
+        name = safe_id(episode_id)
+        for f in sorted(self.layout.media.glob(f"{name}.*")):  # only verified downloads (an .ok record)
+            rec = read_ok(f) if f.is_file() and not f.name.endswith(".ok") else None
+            if rec and rec.get("size") == f.stat().st_size:
+                return f
+        return None
 
     def stats(self) -> dict:
         eps = self.episodes()
@@ -117,13 +156,10 @@ class Index:
             "chunks": self.vectors.ntotal, "embedder": self.embedder, "index_bytes": size,
         }
 
-    def doctor(self, repair: bool = False) -> tuple[list, list[str]]:
-        """(problems left, repairs done): see `talkindex.doctor`. `repair` never re-transcribes."""
-        from . import doctor
 
-        self._searcher = None
-        done = doctor.repair(self.home) if repair else []
-        return doctor.check(self.home), done
+def _check_k(k: int) -> None:
+    if not isinstance(k, int) or k < 1 or k > MAX_K:
+        raise UsageError(f"k must be between 1 and {MAX_K}")
 
 
 def hits_json(hits: list[Hit]) -> list[dict]:

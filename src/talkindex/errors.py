@@ -34,3 +34,13 @@ class NotFoundError(TalkindexError):
 
 class BusyError(TalkindexError):
     """Another writer holds the home (a second `ingest`)."""
+
+
+class HomeError(TalkindexError):
+    """The home cannot be used as it is (a file, unwritable, damaged config, newer schema)."""
+
+    exit_code = 2
+
+
+class ModelError(UsageError):
+    """A --model / --embedder / --device / --compute-type that cannot be loaded (found before any work)."""

@@ -1,8 +1,12 @@
-"""Tolerant RSS 2.0 / RSS 1.0 / Atom parsing (standard library only).
+"""Podcast feeds (RSS 2.0 / RSS 1.0 / Atom) -> `Episode`s, parsed by feedparser.
 
-Uses SAX with namespace processing switched off, so feeds with unbound or non-standard namespace
-prefixes still parse; elements are matched on their local name. External entities are never
-resolved. A feed that breaks off half-way keeps the items read before the break.
+feedparser does the tolerant parsing (charsets from the HTTP header, XML declaration or BOM; Atom and
+RDF; bozo feeds with unbound prefixes or HTML entities, through its loose parser). This module keeps
+only the project's rules: which enclosure is playable, stable episode ids (from the guid or the
+enclosure URL, never the title; unchanged from the hand-written parser this replaced, so existing
+homes keep their ids), which URL schemes a remote feed may point at, and durations/dates. It also
+reads the Podcasting 2.0 `<podcast:transcript>` (all of them: feedparser alone keeps only the last)
+and `<podcast:chapters>` tags, plus Podlove simple chapters.
 """
 
 from __future__ import annotations
@@ -10,18 +14,20 @@ from __future__ import annotations
 import datetime as _dt
 import email.utils
 import hashlib
-import html.entities
+import io
 import logging
 import math
 import posixpath
 import re
-import xml.sax
-import xml.sax.handler
-from dataclasses import dataclass, field
+import time
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
+import feedparser
+import feedparser.mixin
+
 from talkindex.errors import SourceError
-from talkindex.records import Episode
+from talkindex.records import Chapter, Episode, TranscriptRef
 
 log = logging.getLogger("talkindex")
 
@@ -30,34 +36,24 @@ MEDIA_EXTS = frozenset({
     "mka", "wma", "aiff", "aif", "alac", "amr", "3gp", "ts",
 })
 GENERIC_MIME = ("", "application/octet-stream", "binary/octet-stream", "application/x-unknown")
+ALLOWED_SCHEMES = ("http", "https")
+
+# Transcript formats, best first: timed formats (cues we can seek to) before plain text/HTML.
+TRANSCRIPT_TYPES = ("text/vtt", "application/x-subrip", "application/srt", "text/srt", "application/json",
+                    "text/html", "text/plain")
+_TRANSCRIPT_EXT = {"vtt": "text/vtt", "srt": "application/x-subrip", "json": "application/json",
+                   "html": "text/html", "htm": "text/html", "txt": "text/plain"}
+# The Podcasting 2.0 namespace, under the URIs feeds actually declare (the GitHub one came first).
+PODCAST_NAMESPACES = (
+    "https://podcastindex.org/namespace/1.0",
+    "http://podcastindex.org/namespace/1.0",
+    "https://github.com/podcastindex-org/podcast-namespace/blob/main/docs/1.0.md",
+)
 
 _FEED_ROOT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(rss|feed|RDF)[\s>/]")
 _HTML_START = re.compile(rb"<(!doctype\s+html|html)[\s>]", re.IGNORECASE)
-_ENTITY = re.compile(r"&(?!(?:#[0-9]+|#x[0-9A-Fa-f]+|[A-Za-z][A-Za-z0-9]*);)")
-_NAMED = re.compile(r"&([A-Za-z][A-Za-z0-9]*);")
-_XML_ENTITIES = {"amp", "lt", "gt", "quot", "apos"}
-
-
-@dataclass
-class FeedItem:
-    title: str = ""
-    alt_title: str = ""  # itunes:title and friends, used when <title> is empty
-    link: str = ""
-    guid: str = ""
-    published: str | None = None
-    updated: str | None = None
-    duration: float | None = None
-    author: str = ""
-    enclosures: list[tuple[str, str]] = field(default_factory=list)  # (url, mime type)
-    media_content: list[tuple[str, str]] = field(default_factory=list)  # fallback enclosures
-
-
-@dataclass
-class Feed:
-    title: str = ""
-    author: str = ""
-    link: str = ""
-    items: list[FeedItem] = field(default_factory=list)
+_TRANSCRIPTS_KEY = "talkindex_transcripts"
+_CHAPTERS_KEY = "talkindex_chapters"
 
 
 def looks_like_feed(head: bytes) -> bool:
@@ -69,22 +65,9 @@ def looks_like_feed(head: bytes) -> bool:
 
 
 def parse_duration(text: str | None) -> float | None:
-    """itunes:duration: "SS", "MM:SS", "HH:MM:SS", optionally with fractions -> seconds."""
-    if not text:
-        return None
-    parts = text.strip().split(":")
-    if not 1 <= len(parts) <= 3:
-        return None
-    total = 0.0
-    try:
-        for p in parts:
-            v = float(p)
-            if v < 0 or not math.isfinite(v):
-                return None
-            total = total * 60 + v
-    except ValueError:
-        return None
-    return total if 0 < total < 10 * 24 * 3600 else None
+    """itunes:duration: "SS", "MM:SS", "HH:MM:SS", optionally with fractions -> seconds (None if absurd)."""
+    total = _clock(text)
+    return total if total is not None and 0 < total < 10 * 24 * 3600 else None
 
 
 def parse_date(text: str | None) -> str | None:
@@ -104,74 +87,55 @@ def parse_date(text: str | None) -> str | None:
     return None
 
 
-def parse_feed(data: bytes) -> Feed:
-    """Parse RSS/Atom bytes. Raises ValueError when nothing feed-like can be read."""
-    data = _strip_prolog_ws(data)
-    handler = _Handler()
-    try:
-        _sax_parse(data, handler)
-    except xml.sax.SAXException as first:
-        log.debug("feed does not parse as XML (%s); retrying after repair", first)
-        handler = _Handler()
-        try:
-            _sax_parse(_repair(data), handler)
-        except xml.sax.SAXException as second:
-            if not handler.feed.items:
-                raise ValueError(f"not well-formed XML ({second.getMessage()})") from None
-            log.warning("feed is broken after %d items (%s); using those", len(handler.feed.items),
-                        second.getMessage())
-    if not handler.seen_root:
-        raise ValueError("not an RSS or Atom feed")
-    return handler.feed
+def feed_episodes(data: bytes, feed_url: str, final_url: str, source: str, *,
+                  content_type: str | None = None) -> list[Episode]:
+    """Episodes of a fetched feed (enclosures resolved against final_url, http/https only).
 
-
-def feed_episodes(data: bytes, feed_url: str, final_url: str, source: str) -> list[Episode]:
-    """Episodes of a fetched feed (enclosures resolved against final_url, http/https only)."""
+    content_type is the HTTP Content-Type header: its charset wins over the XML declaration (RFC 3023).
+    Ids are "rss-" + sha12(feed_url + "\\n" + (guid or enclosure URL)); duplicates are kept once.
+    """
     try:
-        feed = parse_feed(data)
+        parsed = _parse(data, content_type)
     except ValueError as e:
         raise SourceError(source, f"cannot parse feed: {e}") from None
-    show = feed.title or feed.author
+    feed, entries = parsed.feed, parsed.entries
+    show = _text(feed.get("title")) or _text(feed.get("author"))
+    channel_lang = _language(feed.get("language"))
     episodes: list[Episode] = []
     seen: set[str] = set()
     refused = 0
-    for item in feed.items:
-        encs = [(u, t) for u, t in item.enclosures if _playable_enclosure(u, t)] or item.media_content
-        if not encs:
+    for entry in entries:
+        title = _title(entry)
+        enc = _enclosure(entry)
+        if enc is None:
             continue
-        enc_url = urljoin(final_url, encs[0][0])
-        if urlsplit(enc_url).scheme.lower() not in ("http", "https"):
+        enc_url = urljoin(final_url, enc)
+        if not _allowed(enc_url):
             refused += 1
-            log.warning("%s: skipping item %r: enclosure URL scheme not allowed (%s)", source,
-                        clip(item.title), clip(enc_url))
+            log.warning("%s: skipping item %r: enclosure URL scheme not allowed (%s)", source, clip(title),
+                        clip(enc_url))
             continue
-        ep_id = "rss-" + sha12(feed_url + "\n" + (item.guid or enc_url))
+        guid = _text(entry.get("id"))
+        ep_id = "rss-" + sha12(feed_url + "\n" + (guid or enc_url))
         if ep_id in seen:
             continue
         seen.add(ep_id)
-        link = urljoin(final_url, item.link) if item.link else ""
-        if urlsplit(link).scheme.lower() not in ("http", "https"):
-            link = enc_url
+        link = _link(entry, final_url) or enc_url
         name = unquote(posixpath.basename(urlsplit(enc_url).path))
+        lang = _language(entry.get("language")) or channel_lang
+        duration = _duration(entry)
         episodes.append(Episode(
-            id=ep_id, title=item.title or item.alt_title or name or ep_id, source=source, media_url=enc_url,
-            webpage_url=link, show=show, published=item.published or item.updated, duration=item.duration,
-            extractor="rss",
+            id=ep_id, title=title or name or ep_id, source=source, media_url=enc_url, webpage_url=link, show=show,
+            published=_published(entry), duration=duration, extractor="rss", language=lang,
+            transcripts=_transcripts(entry, final_url, lang), chapters_url=_chapters_url(entry, final_url),
+            chapters=_psc_chapters(entry),
         ))
     if not episodes:
         if refused:
             raise SourceError(source, f"feed has no playable items ({refused} enclosure URLs with a "
                                       "scheme other than http/https refused)")
-        raise SourceError(source, "feed has no audio or video items" if feed.items else "feed has no items")
+        raise SourceError(source, "feed has no audio or video items" if entries else "feed has no items")
     return episodes
-
-
-def _playable_enclosure(url: str, mime: str) -> bool:
-    mime = mime.lower()
-    if "audio" in mime or "video" in mime:
-        return True
-    ext = url_ext(url)
-    return mime in GENERIC_MIME and (ext in MEDIA_EXTS or ext == "")
 
 
 def url_ext(url: str) -> str:
@@ -187,145 +151,235 @@ def clip(s: str, n: int = 80) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
+# ---------------------------------------------------------------------------------------------
+# parsing
+
+
+def _parse(data: bytes, content_type: str | None) -> Any:
+    """feedparser over the bytes (never a path or URL); ValueError when nothing feed-like is there."""
+    headers = {"content-type": content_type} if content_type else None
+    try:
+        # BytesIO: feedparser opens a str/bytes argument as a file name or URL if it can.
+        parsed = feedparser.parse(io.BytesIO(_strip_prolog_ws(data)), response_headers=headers,
+                                  resolve_relative_uris=False)
+    except Exception as e:  # noqa: BLE001 - untrusted bytes must never surface as anything but SourceError
+        log.debug("feedparser failed", exc_info=True)
+        raise ValueError(f"parser error ({type(e).__name__})") from None
+    exc = parsed.get("bozo_exception")
+    if parsed.entries:
+        if _is_syntax_error(exc):
+            log.warning("feed is not well-formed (%s); parsed %d items leniently", _reason(exc),
+                        len(parsed.entries))
+        return parsed
+    if _is_syntax_error(exc):
+        raise ValueError(f"not well-formed XML ({_reason(exc)})")
+    if not parsed.get("version"):
+        raise ValueError("not an RSS or Atom feed")
+    return parsed
+
+
+def _is_syntax_error(exc: BaseException | None) -> bool:
+    """True for real XML breakage; feedparser also reports charset overrides and odd media types as bozo."""
+    return exc is not None and not isinstance(exc, feedparser.ThingsNobodyCaresAboutButMe)
+
+
+def _reason(exc: BaseException | None) -> str:
+    msg = exc.getMessage() if hasattr(exc, "getMessage") else str(exc)
+    return clip(msg or type(exc).__name__, 200)
+
+
 def _strip_prolog_ws(data: bytes) -> bytes:
+    """Blank lines before `<?xml` are common and make strict XML parsing fail; drop them (keep a BOM)."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data  # UTF-16: leave it to the XML parser
+    bom = b""
     if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    return data.lstrip(b" \t\r\n")
+        bom, data = data[:3], data[3:]
+    return bom + data.lstrip(b" \t\r\n")
 
 
-def _sax_parse(data: bytes, handler: _Handler) -> None:
-    parser = xml.sax.make_parser()
-    parser.setFeature(xml.sax.handler.feature_namespaces, False)
-    parser.setFeature(xml.sax.handler.feature_external_ges, False)
-    parser.setFeature(xml.sax.handler.feature_external_pes, False)
-    parser.setContentHandler(handler)
-    parser.setErrorHandler(xml.sax.handler.ErrorHandler())
-    parser.feed(data)
-    parser.close()
+def _install_podcast_namespace() -> None:
+    """Teach feedparser `<podcast:transcript>`/`<podcast:chapters>` as lists (it keeps only the last one).
+
+    feedparser dispatches `prefix:name` to `_start_prefix_name` on its parser mixin; the handlers below
+    append each tag's attributes to the current item. Idempotent; affects nothing feedparser already maps.
+    """
+    mixin = feedparser.mixin._FeedParserMixin
+    for uri in PODCAST_NAMESPACES:
+        mixin.namespaces.setdefault(uri, "podcast")
+        if mixin._matchnamespaces:  # cached lower-cased copy, built by the first parser instance
+            mixin._matchnamespaces.setdefault(uri.lower(), "podcast")
+
+    def collect(key: str):
+        def start(self, attrs_d: dict) -> None:
+            self._get_context().setdefault(key, []).append(dict(attrs_d))
+        return start
+
+    for tag, key in (("transcript", _TRANSCRIPTS_KEY), ("chapters", _CHAPTERS_KEY)):
+        if not hasattr(mixin, f"_start_podcast_{tag}"):
+            setattr(mixin, f"_start_podcast_{tag}", collect(key))
 
 
-def _repair(data: bytes) -> bytes:
-    """Common breakage: HTML named entities (&nbsp;) and bare '&' in text/URLs."""
-    m = re.match(rb"<\?xml[^>]*encoding=[\"']([A-Za-z0-9._-]+)", data)
-    enc = m.group(1).decode("ascii") if m else "utf-8"
-    try:
-        text = data.decode(enc, errors="replace")
-    except LookupError:
-        text = data.decode("utf-8", errors="replace")
-        enc = "utf-8"
-
-    def named(mo: re.Match) -> str:
-        name = mo.group(1)
-        if name in _XML_ENTITIES:
-            return mo.group(0)
-        cp = html.entities.name2codepoint.get(name)
-        return f"&#{cp};" if cp else f"&amp;{name};"
-
-    text = _NAMED.sub(named, _ENTITY.sub("&amp;", text))
-    text = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", "", text)
-    return text.encode(enc, errors="replace")
+_install_podcast_namespace()
 
 
-def _local(name: str) -> str:
-    return name.rsplit(":", 1)[-1].lower()
+# ---------------------------------------------------------------------------------------------
+# one entry
 
 
-class _Handler(xml.sax.handler.ContentHandler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.feed = Feed()
-        self.seen_root = False
-        self.stack: list[str] = []  # raw qualified names, lower-cased
-        self.text: list[list[str]] = []
-        self.item: FeedItem | None = None
-        self.item_depth = -1
+def _text(value: Any) -> str:
+    """Whitespace-collapsed text ("" for anything that is not a string)."""
+    return " ".join(value.split()) if isinstance(value, str) else ""
 
-    def startElement(self, name, attrs):
-        qname = name.lower()
-        local = _local(qname)
-        if not self.stack and local in ("rss", "feed", "rdf"):
-            self.seen_root = True
-        self.stack.append(qname)
-        self.text.append([])
-        depth = len(self.stack)
-        if local in ("item", "entry") and self.item is None:
-            self.item = FeedItem()
-            self.item_depth = depth
-            return
-        if self.item is not None:
-            if depth == self.item_depth + 1:
-                if qname == "enclosure" and attrs.get("url"):
-                    self.item.enclosures.append((attrs["url"].strip(), (attrs.get("type") or "").strip()))
-                elif qname == "link" and attrs.get("href"):  # Atom
-                    rel = (attrs.get("rel") or "alternate").lower()
-                    href = attrs["href"].strip()
-                    if rel == "enclosure":
-                        self.item.enclosures.append((href, (attrs.get("type") or "").strip()))
-                    elif rel == "alternate" and not self.item.link:
-                        self.item.link = href
-            if local == "content" and qname != "content" and attrs.get("url"):  # media:content
-                mime = (attrs.get("type") or "").strip()
-                medium = (attrs.get("medium") or "").lower()
-                if medium in ("audio", "video") or _is_av(mime):
-                    self.item.media_content.append((attrs["url"].strip(), mime or medium + "/*"))
 
-    def characters(self, content):
-        if self.text:
-            self.text[-1].append(content)
+def _title(entry: Any) -> str:
+    """<title>, else itunes:title and friends (not media:title, which names the media file)."""
+    title = _text(entry.get("title"))
+    if title:
+        return title
+    alts = [k for k in entry if k.endswith("_title") and not k.startswith("media_")]
+    for key in sorted(alts, key=lambda k: k != "itunes_title"):
+        if _text(entry.get(key)):
+            return _text(entry[key])
+    return ""
 
-    def endElement(self, name):
-        qname = name.lower()
-        local = _local(qname)
-        depth = len(self.stack)
-        text = "".join(self.text.pop()).strip() if self.text else ""
-        parent = _local(self.stack[-2]) if depth >= 2 else ""
-        if self.stack:
-            self.stack.pop()
-        item = self.item
-        if item is not None:
-            if depth == self.item_depth:
-                self.feed.items.append(item)
-                self.item = None
-                return
-            if depth == self.item_depth + 1:
-                self._item_field(item, qname, local, text)
-            elif local == "name" and parent == "author" and not item.author:
-                item.author = text
-            return
-        if parent in ("channel", "feed"):
-            if qname == "title" and not self.feed.title:
-                self.feed.title = " ".join(text.split())
-            elif local == "author" and not self.feed.author:
-                self.feed.author = text
-            elif qname == "link" and text and not self.feed.link:
-                self.feed.link = text
-        elif local == "name" and parent == "author" and not self.feed.author:
-            self.feed.author = text
 
-    @staticmethod
-    def _item_field(item: FeedItem, qname: str, local: str, text: str) -> None:
-        if "title" in local:
-            text = " ".join(text.split())
-        if qname == "title":
-            item.title = item.title or text
-        elif local == "title" and ":" in qname and not qname.startswith("media:"):
-            item.alt_title = item.alt_title or text
-        elif qname == "link" and text and not item.link:
-            item.link = text
-        elif qname in ("guid", "id") and text:
-            item.guid = item.guid or text
-        elif qname in ("pubdate", "published", "dc:date", "issued"):
-            item.published = item.published or parse_date(text)
-        elif qname in ("updated", "modified"):
-            item.updated = item.updated or parse_date(text)
-        elif local == "duration" and ":" in qname and item.duration is None:
-            item.duration = parse_duration(text)
-        elif local in ("author", "creator") and text and not item.author:
-            item.author = text
+def _enclosure(entry: Any) -> str | None:
+    """URL of the first playable enclosure (RSS enclosure / Atom rel=enclosure), else of an A/V media:content."""
+    for enc in entry.get("enclosures") or []:
+        url = (enc.get("href") or "").strip()
+        if url and _playable_enclosure(url, (enc.get("type") or "").strip()):
+            return url
+    for media in entry.get("media_content") or []:
+        url = (media.get("url") or "").strip()
+        medium = (media.get("medium") or "").lower()
+        if url and (medium in ("audio", "video") or _is_av(media.get("type") or "")):
+            return url
+    return None
+
+
+def _playable_enclosure(url: str, mime: str) -> bool:
+    mime = mime.lower()
+    if _is_av(mime):
+        return True
+    ext = url_ext(url)
+    return mime in GENERIC_MIME and (ext in MEDIA_EXTS or ext == "")
 
 
 def _is_av(mime: str) -> bool:
     mime = mime.lower()
     return "audio" in mime or "video" in mime
+
+
+def _allowed(url: str) -> bool:
+    try:
+        return urlsplit(url).scheme.lower() in ALLOWED_SCHEMES
+    except ValueError:
+        return False
+
+
+def _link(entry: Any, base: str) -> str:
+    """The item's web page: its first alternate link (not a guid feedparser promoted to a link)."""
+    for link in entry.get("links") or []:
+        if (link.get("rel") or "alternate") == "alternate" and link.get("href"):
+            url = urljoin(base, link["href"].strip())
+            return url if _allowed(url) else ""
+    return ""
+
+
+def _published(entry: Any) -> str | None:
+    """Date in the feed's own time zone; feedparser's UTC parse only for formats parse_date does not read."""
+    for key in ("published", "updated"):
+        date = parse_date(entry.get(key) if isinstance(entry.get(key), str) else None)
+        if date:
+            return date
+    for key in ("published_parsed", "updated_parsed"):
+        t = entry.get(key)
+        if isinstance(t, time.struct_time):
+            return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+    return None
+
+
+def _duration(entry: Any) -> float | None:
+    """itunes:duration (or another namespace's duration), else media:content's duration attribute."""
+    keys = sorted((k for k in entry if k.endswith("_duration")), key=lambda k: k != "itunes_duration")
+    for key in keys:
+        value = entry.get(key)
+        if isinstance(value, str) and (d := parse_duration(value)) is not None:
+            return d
+    for media in entry.get("media_content") or []:
+        if (d := parse_duration(media.get("duration"))) is not None:
+            return d
+    return None
+
+
+def _language(value: Any) -> str:
+    """"EN_us " -> "en-us"; anything else kept as given."""
+    return value.strip().replace("_", "-").lower() if isinstance(value, str) else ""
+
+
+def _transcripts(entry: Any, base: str, language: str) -> list[TranscriptRef]:
+    """<podcast:transcript> tags, http(s) only, timed formats first (stable within a format)."""
+    refs: list[TranscriptRef] = []
+    seen: set[str] = set()
+    for attrs in _podcast_tags(entry, _TRANSCRIPTS_KEY, "podcast_transcript"):
+        url = urljoin(base, (attrs.get("url") or "").strip())
+        if not (attrs.get("url") or "").strip() or not _allowed(url) or url in seen:
+            if attrs.get("url"):
+                log.debug("ignoring transcript URL %s", clip(url))
+            continue
+        seen.add(url)
+        mime = (attrs.get("type") or "").split(";")[0].strip().lower() or _TRANSCRIPT_EXT.get(url_ext(url), "")
+        refs.append(TranscriptRef(url=url, type=mime, language=_language(attrs.get("language")) or language,
+                                  rel=(attrs.get("rel") or "").strip(), source="publisher"))
+    rank = {t: i for i, t in enumerate(TRANSCRIPT_TYPES)}
+    return sorted(refs, key=lambda r: rank.get(r.type, len(rank)))
+
+
+def _chapters_url(entry: Any, base: str) -> str:
+    for attrs in _podcast_tags(entry, _CHAPTERS_KEY, "podcast_chapters"):
+        url = urljoin(base, (attrs.get("url") or "").strip())
+        if (attrs.get("url") or "").strip() and _allowed(url):
+            return url
+    return ""
+
+
+def _podcast_tags(entry: Any, key: str, flat_key: str) -> list[dict]:
+    """Our collected list; feedparser's own single flattened dict if our handler was not used."""
+    tags = entry.get(key)
+    if isinstance(tags, list):
+        return [t for t in tags if isinstance(t, dict)]
+    flat = entry.get(flat_key)
+    return [flat] if isinstance(flat, dict) else []
+
+
+def _psc_chapters(entry: Any) -> list[Chapter]:
+    """Podlove simple chapters (<psc:chapters>), inline in the feed."""
+    psc = entry.get("psc_chapters")
+    chapters = []
+    for c in (psc.get("chapters") if isinstance(psc, dict) else None) or []:
+        start = _clock(c.get("start"))
+        if start is None or start >= 10 * 24 * 3600:
+            continue
+        href = (c.get("href") or "").strip()
+        chapters.append(Chapter(start=start, title=_text(c.get("title")), url=href if _allowed(href) else ""))
+    return sorted(chapters, key=lambda c: c.start)
+
+
+def _clock(text: Any) -> float | None:
+    """"SS", "MM:SS", "HH:MM:SS" (fractions allowed) -> seconds >= 0, None if unreadable."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    parts = text.strip().split(":")
+    if len(parts) > 3:
+        return None
+    total = 0.0
+    try:
+        for p in parts:
+            v = float(p)
+            if v < 0 or not math.isfinite(v):
+                return None
+            total = total * 60 + v
+    except ValueError:
+        return None
+    return total

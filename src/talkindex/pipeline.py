@@ -1,86 +1,59 @@
 """Runs the stages for a batch and is the only writer of a home.
 
-    sources.resolve → sources.download → transcribe → chunking → embedding → store + vectors
+    sources.resolve → (existing transcript | sources.download → transcribe) → chunking → embedding → store + vectors
 
 Downloads run ahead in a thread while the main thread transcribes; chunking, embedding and all
 writes run in one writer thread, off the transcription critical path. Per-episode state lives in
 DuckDB: an episode is trusted only once it reaches 'indexed', so a crash or Ctrl-C loses at most
 the episode in flight, and a rerun picks up from the stored transcript without re-transcribing.
+
+Batch engines (pipelines/) plug in through the public surface: `Pipeline(..., transcriber=,
+embedder=)`, `ingest(resolve=, run=)`, `reusable()`, and the writer entry `write()` / `write_all()`
+fed with `Transcribed` / `Failed` jobs.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
 import logging
-import os
 import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import chunking, sources
-from .errors import BusyError, SourceError, TalkindexError
-from .records import Episode, Segment, Transcript, Word
-from .store import Store, atomic_write_text
+from .errors import ModelError, SourceError, TalkindexError
+from .home import ChunkOptions, IndexConfig, Layout, WriterLock
+from .records import TRUSTED, Episode, Status, Transcript
+from .store import Store
+from .textsafe import term
 from .vectors import VectorIndex
 
 log = logging.getLogger("talkindex")
 
 Progress = Callable[..., None]  # progress(event, **data); the CLI renders it, the library never prints
-
-
-@dataclass
-class Layout:
-    """Where everything lives under one home."""
-
-    home: Path
-
-    @property
-    def db(self) -> Path:
-        return self.home / "talkindex.duckdb"
-
-    @property
-    def vectors(self) -> Path:
-        return self.home / "vectors"
-
-    @property
-    def media(self) -> Path:
-        return self.home / "media"
-
-    def episode_dir(self, episode_id: str) -> Path:
-        return self.home / "episodes" / episode_id
-
-    def transcript(self, episode_id: str) -> Path:
-        return self.episode_dir(episode_id) / "transcript.json"
-
-    def embeddings(self, episode_id: str) -> Path:
-        return self.episode_dir(episode_id) / "embeddings.npz"
-
-    def query_encoder(self, embedder_key: str) -> Path:
-        return self.home / "query_encoder" / embedder_key
-
-    @property
-    def lock(self) -> Path:
-        return self.home / "ingest.lock"
+CAPTION_POLICIES = ("prefer", "any", "never")
 
 
 @dataclass
 class IngestOptions:
-    model: str = "tiny.en"
+    """Options of one ingest run. None means "what the home's saved config says" (else the default)."""
+
+    model: str | None = None
     device: str = "auto"
     compute_type: str = "auto"
     batch_size: int = 0
     beam_size: int = 1
-    embedder: str = "all-MiniLM-L6-v2"
+    embedder: str | None = None
+    chunk: ChunkOptions | None = None
     force: bool = False
     max_duration: float | None = None  # seconds; longer media is refused
     max_bytes: int = 4 * 2**30
-    chunk: chunking.ChunkOptions = field(default_factory=chunking.ChunkOptions)
+    captions: str = "prefer"  # prefer | any | never: existing transcripts before ASR
+    allow_private_urls: bool = False  # let remote documents point at private/loopback addresses
 
 
 @dataclass
@@ -92,82 +65,58 @@ class EpisodeResult:
     chunks: int = 0
     duration: float = 0.0
     error: str | None = None
+    transcript_source: str = ""
 
 
 @dataclass
 class IngestReport:
     results: list[EpisodeResult] = field(default_factory=list)
     input_errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
-        return not self.input_errors and all(r.status != "failed" for r in self.results)
+        return not self.input_errors and not self.interrupted and all(r.status != "failed" for r in self.results)
 
 
-class WriterLock:
-    """An exclusive flock on home/ingest.lock: a second ingest on the same home is refused."""
+@dataclass
+class Transcribed:
+    """A transcript ready for the writer; `fresh` ones are saved first, reused ones only re-indexed."""
 
-    def __init__(self, path: Path):
-        self.path = path
-        self._fd: int | None = None
-
-    def __enter__(self) -> WriterLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise BusyError(
-                f"{self.path.parent}: another ingest is running on this home (pid {holder}); "
-                "wait for it to finish or use another --home"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+    episode: Episode
+    transcript: Transcript
+    fresh: bool = True
 
 
-def _short(text: str, n: int = 80) -> str:
-    """One readable line: remote titles can be 100 KB or hold newlines."""
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
+@dataclass
+class Failed:
+    episode: Episode
+    reason: str
 
 
-def transcript_to_json(t: Transcript, ep: Episode | None) -> str:
-    d = asdict(t)
-    if ep is not None:
-        d["episode"] = asdict(ep)
-    return json.dumps(d, ensure_ascii=False)
-
-
-def transcript_from_json(text: str) -> Transcript:
-    d = json.loads(text)
-    segs = [
-        Segment(**{**{k: v for k, v in s.items() if k != "words"}, "words": [Word(**w) for w in s["words"]]})
-        for s in d["segments"]
-    ]
-    return Transcript(d["episode_id"], d["language"], d["duration"], segs, d["model"], d.get("params", {}))
+Job = Transcribed | Failed
 
 
 class Pipeline:
-    def __init__(self, home: Path, options: IngestOptions | None = None, progress: Progress | None = None):
+    def __init__(self, home: Path, options: IngestOptions | None = None, progress: Progress | None = None, *,
+                 transcriber=None, embedder=None):
         self.layout = Layout(Path(home))
         self.opts = options or IngestOptions()
         self.progress = progress or (lambda event, **data: None)
         self.store = Store(self.layout.db, writer=True)
         self.vectors = VectorIndex(self.layout.vectors)
-        self._transcriber = None
-        self._embedder = None
+        self.config = self._wanted_config(self.layout.load_config() if self.layout.config.exists() else None)
+        self._transcriber = transcriber
+        self._embedder = embedder
 
-    # -- lazily loaded models ------------------------------------------------------------------
+    def _wanted_config(self, saved: IndexConfig | None) -> IndexConfig:
+        base = saved or IndexConfig()
+        if saved is None and self.layout.db.exists():  # a home made before config.json existed
+            base = IndexConfig(embedder=self.store.get_meta("embedder") or base.embedder)
+        return base.with_options(model=self.opts.model, embedder=self.opts.embedder, chunk=self.opts.chunk)
+
+    # -- components (injected, or built from the config on first use) ---------------------------
     @property
     def transcriber(self):
         if self._transcriber is None:
@@ -175,7 +124,7 @@ class Pipeline:
 
             o = self.opts
             self._transcriber = Transcriber(
-                TranscribeOptions(model=o.model, device=o.device, compute_type=o.compute_type,
+                TranscribeOptions(model=self.config.model, device=o.device, compute_type=o.compute_type,
                                   batch_size=o.batch_size, beam_size=o.beam_size)
             )
         return self._transcriber
@@ -185,8 +134,29 @@ class Pipeline:
         if self._embedder is None:
             from .embedding import Embedder
 
-            self._embedder = Embedder(self.opts.embedder)
+            self._embedder = Embedder(self.config.embedder)
         return self._embedder
+
+    @property
+    def device(self) -> str:
+        return self._transcriber.options.device if self._transcriber is not None else self.opts.device
+
+    def check_transcriber(self) -> None:
+        """Load the ASR model now: a bad --model/--device/--compute-type is a usage error before any work."""
+        try:
+            self.transcriber.load()
+        except ModelError:
+            raise
+        except Exception as e:  # noqa: BLE001 - ctranslate2/huggingface raise many kinds
+            raise ModelError(f"--model {self.config.model}: cannot load it ({_first_line(e)})") from None
+
+    def check_embedder(self) -> None:
+        try:
+            self.embedder.dim  # noqa: B018 - loads the model
+        except Exception as e:  # noqa: BLE001
+            self._embedder = None
+            raise ModelError(f"--embedder {self.config.embedder}: cannot load it ({_first_line(e)}); "
+                             "nothing was changed") from None
 
     # -- the batch -------------------------------------------------------------------------------
     def ingest(
@@ -196,17 +166,45 @@ class Pipeline:
     ) -> IngestReport:
         """`resolve` (default `sources.resolve`) and `run` (default: download/transcribe here, write in
         the writer thread) let batch engines (pipelines/ray_ingest.py) plug in; the writer side stays here."""
+        if self.opts.captions not in CAPTION_POLICIES:
+            raise ModelError(f"--captions {self.opts.captions}: use one of {', '.join(CAPTION_POLICIES)}")
         report = IngestReport(input_errors=list(input_errors or []))
-        with WriterLock(self.layout.lock):
+        self.layout.check_usable(write=True)
+        with WriterLock(self.layout):
             self.store.init()
-            self._switch_embedder_if_needed()
+            self.apply_config()
             self.reconcile()
-            episodes = self._resolve_all(inputs, report, resolve)
-            todo = self._plan(episodes, report)
-            if todo:
-                (run or self._run)(todo, report)
-            self._finish()
+            try:
+                episodes = self._resolve_all(inputs, report, resolve)
+                todo = self._plan(episodes, report)
+                if todo:
+                    (run or self._run)(todo, report)
+            except KeyboardInterrupt:
+                report.interrupted = True
+                self.progress("interrupted")
+            finally:
+                self.finish()
         return report
+
+    def apply_config(self) -> None:
+        """Bring the home to the wanted config: re-embed or re-chunk stored transcripts, never re-transcribe."""
+        saved = self.layout.load_config()
+        if saved is None:
+            saved = IndexConfig(embedder=self.store.get_meta("embedder") or self.config.embedder,
+                                chunk=self.config.chunk, keywords=self.config.keywords)
+        changes = saved.diff(self.config)
+        has_data = bool(self.store.statuses())
+        if "embed" in changes and has_data:
+            self.check_embedder()  # a mistyped --embedder changes nothing
+            log.info("embedder changed %s → %s: re-embedding stored transcripts", saved.embedder,
+                     self.config.embedder)
+            self.vectors.reset()
+            self.store.requeue_indexed()
+        elif "chunk" in changes and has_data:
+            log.info("chunking changed: re-chunking stored transcripts")
+            self.store.requeue_indexed()
+        self.store.set_meta("embedder", self.config.embedder)
+        self.layout.save_config(self.config)
 
     def _resolve_all(self, inputs: list[str], report: IngestReport,
                      resolve: Callable[[str], list[Episode]] | None = None) -> list[Episode]:
@@ -214,7 +212,7 @@ class Pipeline:
         for i, src in enumerate(inputs):
             self.progress("resolve", source=src, done=i, total=len(inputs))
             try:
-                eps = (resolve or sources.resolve)(src)
+                eps = (resolve or self._resolve)(src)
             except SourceError as e:
                 report.input_errors.append(str(e))
                 self.progress("error", message=str(e))
@@ -225,198 +223,293 @@ class Pipeline:
             self.store.upsert_episode(ep)
         return list(seen.values())
 
+    def _resolve(self, src: str) -> list[Episode]:
+        try:
+            return sources.resolve(src, allow_private=self.opts.allow_private_urls)
+        except TypeError:  # sources without the keyword (older batch hooks)
+            return sources.resolve(src)
+
     def _plan(self, episodes: list[Episode], report: IngestReport) -> list[Episode]:
         states = self.store.statuses()
         todo = []
         for ep in episodes:
-            if states.get(ep.id) == "indexed" and not self.opts.force:
+            if states.get(ep.id) == Status.INDEXED and not self.opts.force:
                 row = self.store.episode(ep.id) or {}
                 report.results.append(EpisodeResult(ep.id, ep.title, ep.source, "skipped",
-                                                    row.get("n_chunks") or 0, row.get("duration") or 0.0))
+                                                    row.get("n_chunks") or 0, row.get("duration") or 0.0,
+                                                    transcript_source=row.get("transcript_source") or "asr"))
                 self.progress("skip", episode=ep)
                 continue
             if self.opts.max_duration and ep.duration and ep.duration > self.opts.max_duration:
-                self._fail(ep, report,
-                           f"longer than --max-duration ({ep.duration:.0f} s > {self.opts.max_duration:.0f} s)")
+                self.write(Failed(ep, f"longer than --max-duration ({ep.duration:.0f} s > "
+                                      f"{self.opts.max_duration:.0f} s)"), report)
                 continue
             todo.append(ep)
         return todo
-
-    def _fail(self, ep: Episode, report: IngestReport, reason: str) -> None:
-        msg = f"{_short(ep.title or ep.id)} ({_short(ep.media_url, 200)}): {reason}"
-        self.store.set_status(ep.id, "failed", reason)
-        report.results.append(EpisodeResult(ep.id, ep.title, ep.source, "failed", error=msg))
-        self.progress("error", message=msg, episode=ep)
 
     def _run(self, todo: list[Episode], report: IngestReport) -> None:
         """Download ahead, transcribe here, write in the writer thread."""
         self.progress("start", total=len(todo))
         jobs: queue.Queue = queue.Queue(maxsize=2)
-        writer = threading.Thread(target=self._writer, args=(jobs, report), name="talkindex-writer", daemon=True)
+        writer = threading.Thread(target=self.write_all, args=(jobs, report), name="talkindex-writer", daemon=True)
         writer.start()
         pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="talkindex-dl")
-        futures = {}
+        futures: dict[int, object] = {}
+        checked = False
 
-        def fetch(ep: Episode):
-            def cb(done, total, ep=ep):
-                self.progress("download", episode=ep, done=done, total=total)
-
-            return sources.download(ep, self.layout.media, max_bytes=self.opts.max_bytes, progress=cb)
-
-        def submit(i: int) -> None:
-            if i < len(todo) and i not in futures and not self._reusable(todo[i]):
-                futures[i] = pool.submit(fetch, todo[i])
+        def prepare(i: int) -> None:
+            """Existing transcript first; else start the media download (both off the main thread)."""
+            if i >= len(todo) or i in futures:
+                return
+            futures[i] = pool.submit(self._obtain, todo[i], report)
 
         try:
-            submit(0)
-            submit(1)
+            prepare(0)
+            prepare(1)
             for i, ep in enumerate(todo):
-                submit(i + 1)
-                submit(i + 2)
+                prepare(i + 1)
+                prepare(i + 2)
                 try:
-                    t = self._reusable(ep)
-                    if t is None:
-                        media = futures.pop(i).result()
-                        if self.opts.max_duration and not ep.duration:  # unknown until downloaded
-                            probed = sources._ffprobe(Path(media))[1]
-                            if probed and probed > self.opts.max_duration:
-                                raise TalkindexError(f"longer than --max-duration ({probed:.0f} s > "
-                                                     f"{self.opts.max_duration:.0f} s)")
-                        self.progress("transcribe_start", episode=ep)
-                        t = self.transcriber(
-                            ep.id, media,
-                            lambda d, tot, ep=ep: self.progress("transcribe", episode=ep, done=d, total=tot),
-                        )
-                        if self.opts.max_duration and t.duration > self.opts.max_duration:
-                            raise TalkindexError(
-                                f"longer than --max-duration ({t.duration:.0f} s > {self.opts.max_duration:.0f} s)")
-                        jobs.put(("transcript", ep, t))
-                    else:
-                        jobs.put(("reuse", ep, t))
+                    got = futures.pop(i).result()
+                    if isinstance(got, Transcribed):
+                        jobs.put(got)
+                        continue
+                    if not checked:
+                        self.check_transcriber()  # raises ModelError: the batch stops, nothing is lost
+                        checked = True
+                    jobs.put(Transcribed(ep, self._transcribe(ep, got)))
+                except ModelError:
+                    raise
                 except TalkindexError as e:
-                    jobs.put(("failed", ep, str(e).removeprefix(f"{ep.media_url}: ")))
+                    jobs.put(Failed(ep, str(e).removeprefix(f"{ep.media_url}: ")))
                 except MemoryError:
-                    jobs.put(("failed", ep, "out of memory"))
+                    jobs.put(Failed(ep, "out of memory"))
         finally:
             jobs.put(None)
             writer.join()
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def _reusable(self, ep: Episode) -> Transcript | None:
-        """A stored transcript from the same model, when not forced (e.g. after a crash)."""
+    def _obtain(self, ep: Episode, report: IngestReport) -> Transcribed | Path:
+        """A stored or existing (publisher/captions) transcript, or the downloaded media to transcribe."""
+        t = self.reusable(ep)
+        if t is not None:
+            return Transcribed(ep, t, fresh=False)
+        t = self._existing_transcript(ep, report)
+        if t is not None:
+            return Transcribed(ep, t)
+        return sources.download(ep, self.layout.media, max_bytes=self.opts.max_bytes, force=self.opts.force,
+                                progress=lambda done, total, ep=ep: self.progress("download", episode=ep,
+                                                                                   done=done, total=total))
+
+    def _existing_transcript(self, ep: Episode, report: IngestReport) -> Transcript | None:
+        """Publisher transcript or captions, per --captions; warnings name the transcript URL."""
+        if self.opts.captions == "never" or not ep.transcripts:
+            return None
+        from . import transcripts
+
+        def fetch(url: str) -> tuple[bytes, str]:
+            return sources.fetch_document(url, ep, allow_private=self.opts.allow_private_urls)
+
+        t, warnings = transcripts.fetch_existing(ep, self.opts.captions, fetch)
+        for w in warnings:
+            msg = f"{sources.episode_input(ep)}: {w}"
+            report.warnings.append(msg)
+            self.progress("warning", message=msg, episode=ep)
+        if t is not None:
+            t.chapters = t.chapters or self._chapters(ep, fetch, report)
+        return t
+
+    def _chapters(self, ep: Episode, fetch, report: IngestReport) -> list:
+        if ep.chapters:
+            return list(ep.chapters)
+        if not ep.chapters_url:
+            return []
+        from . import transcripts
+
+        chapters, warnings = transcripts.fetch_chapters(ep, fetch)
+        for w in warnings:
+            report.warnings.append(f"{sources.episode_input(ep)}: {w}")
+            self.progress("warning", message=f"{sources.episode_input(ep)}: {w}", episode=ep)
+        return chapters
+
+    def _transcribe(self, ep: Episode, media: Path) -> Transcript:
+        if self.opts.max_duration and not ep.duration:  # unknown until downloaded
+            from .mediacache import media_duration
+
+            probed = media_duration(Path(media))
+            if probed and probed > self.opts.max_duration:
+                raise TalkindexError(f"longer than --max-duration ({probed:.0f} s > {self.opts.max_duration:.0f} s)")
+        self.progress("transcribe_start", episode=ep)
+        t = self.transcriber(ep.id, media,
+                             lambda d, tot, ep=ep: self.progress("transcribe", episode=ep, done=d, total=tot))
+        if self.opts.max_duration and t.duration > self.opts.max_duration:
+            raise TalkindexError(f"longer than --max-duration ({t.duration:.0f} s > {self.opts.max_duration:.0f} s)")
+        if ep.chapters:
+            t.chapters = list(ep.chapters)
+        elif ep.chapters_url:
+            t.chapters = self._chapters(ep, lambda url: sources.fetch_document(
+                url, ep, allow_private=self.opts.allow_private_urls), IngestReport())
+        return t
+
+    def reusable(self, ep: Episode) -> Transcript | None:
+        """A stored transcript from the same model (or an existing one), when not forced (e.g. after a crash)."""
         if self.opts.force:
             return None
         row = self.store.episode(ep.id)
-        if not row or row["status"] not in ("transcribed", "indexed") or row["model"] != self.opts.model:
+        if not row or row["status"] not in TRUSTED:
+            return None
+        if (row.get("transcript_source") or "asr") == "asr" and row["model"] != self.config.model:
             return None
         try:
-            return transcript_from_json(self.layout.transcript(ep.id).read_text(encoding="utf-8"))
-        except (OSError, ValueError, KeyError, TypeError):
+            return Transcript.from_json(self.layout.transcript(ep.id).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
             return None
 
-    def _writer(self, jobs: queue.Queue, report: IngestReport) -> None:
+    # -- the writer (one thread; Ray's driver feeds it too) -------------------------------------
+    def write_all(self, jobs: queue.Queue, report: IngestReport) -> None:
+        """Write jobs from `jobs` until a None arrives."""
         while (job := jobs.get()) is not None:
-            kind, ep, payload = job
-            try:
-                if kind == "failed":
-                    self._fail(ep, report, payload)
-                    continue
-                if kind == "transcript":
-                    self._save_transcript(ep, payload)
-                n = self._index_episode(ep.id, payload)
-                report.results.append(EpisodeResult(ep.id, ep.title, ep.source, "indexed", n, payload.duration))
-                self.progress("done", episode=ep, chunks=n, duration=payload.duration)
-            except Exception as e:  # noqa: BLE001 - one bad episode must not stop the batch
-                log.debug("episode %s failed", ep.id, exc_info=True)
-                reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-                if isinstance(e, OSError) and e.errno == 28:
-                    reason = "disk full while writing"
-                try:
-                    self._fail(ep, report, reason)
-                except Exception:  # noqa: BLE001
-                    msg = f"{_short(ep.title or ep.id)} ({_short(ep.media_url, 200)}): {reason}"
-                    report.results.append(EpisodeResult(ep.id, ep.title, ep.source, "failed", error=msg))
-                    self.progress("error", message=msg, episode=ep)
+            self.write(job, report)
+
+    def write(self, job: Job, report: IngestReport) -> EpisodeResult:
+        """Save (if fresh), chunk, embed and index one episode; one bad episode never stops the batch."""
+        ep = job.episode
+        if isinstance(job, Failed):
+            return self._fail(ep, report, job.reason)
+        t = job.transcript
+        try:
+            if job.fresh:
+                self._save_transcript(ep, t)
+            n = self._index_episode(ep.id, t)
+            for note in t.notes:
+                msg = f"{sources.episode_input(ep)}: {note}"
+                report.warnings.append(msg)
+                self.progress("warning", message=msg, episode=ep)
+            r = EpisodeResult(ep.id, ep.title, ep.source, "indexed", n, t.duration, transcript_source=t.source)
+            report.results.append(r)
+            self.progress("done", episode=ep, chunks=n, duration=t.duration, source=t.source)
+            return r
+        except Exception as e:  # noqa: BLE001 - one bad episode must not stop the batch
+            log.debug("episode %s failed", ep.id, exc_info=True)
+            reason = _first_line(e)
+            if isinstance(e, OSError) and e.errno == 28:
+                reason = "disk full while writing"
+            return self._fail(ep, report, reason)
+
+    def _fail(self, ep: Episode, report: IngestReport, reason: str) -> EpisodeResult:
+        msg = f"{sources.episode_input(ep)}: {term(_clip(reason, 300))}"
+        try:
+            self.store.set_status(ep.id, Status.FAILED, reason)
+        except Exception:  # noqa: BLE001 - the line is still printed and counted
+            log.debug("could not record the failure of %s", ep.id, exc_info=True)
+        r = EpisodeResult(ep.id, ep.title, ep.source, "failed", error=msg)
+        report.results.append(r)
+        self.progress("error", message=msg, episode=ep)
+        return r
 
     def _save_transcript(self, ep: Episode, t: Transcript) -> None:
-        d = self.layout.episode_dir(ep.id)
-        d.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.layout.transcript(ep.id), transcript_to_json(t, ep))
-        note = None if t.segments else "no speech detected"
-        self.store.save_transcript(t, str(self.layout.transcript(ep.id).relative_to(self.layout.home)), note)
+        from .fsutil import atomic_write_text
+
+        self.layout.episode_dir(ep.id).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.layout.transcript(ep.id), t.to_json(ep))
+        notes = list(t.notes) + ([] if t.segments else ["no speech detected"])
+        self.store.save_transcript(t, str(self.layout.transcript(ep.id).relative_to(self.layout.home)),
+                                   "; ".join(notes) or None)
 
     def _index_episode(self, episode_id: str, t: Transcript) -> int:
         """Chunk, embed, store rows, add vectors, mark indexed — in that order (crash-safe)."""
-        sents, chunks = chunking.chunk_transcript(t, self.opts.chunk)
-        emb = self.embedder
+        from .fsutil import replace_durably
+
+        sents, chunks = chunking.chunk_transcript(t, self.config.chunk)
         texts = [c.text for c in chunks] + [s.text for s in sents]
-        vecs = emb.encode_passages(texts) if texts else np.zeros((0, 1), np.float32)
+        vecs = self.embedder.encode_passages(texts) if texts else np.zeros((0, 1), np.float32)
         chunk_vecs, sent_vecs = vecs[: len(chunks)], vecs[len(chunks):]
-        ids = self.store.save_chunks(episode_id, sents, chunks, self.opts.embedder)
-        np.savez(
-            _tmp := self.layout.embeddings(episode_id).with_suffix(".tmp.npz"),
-            chunk_ids=np.asarray(ids, np.int64), chunk_vecs=chunk_vecs.astype(np.float16),
-            sent_vecs=sent_vecs.astype(np.float16), embedder=np.array(self.opts.embedder),
-        )
-        os.replace(_tmp, self.layout.embeddings(episode_id))
+        ids = self.store.save_chunks(episode_id, sents, chunks, self.config.embedder, self.config.keywords)
+        path = self.layout.embeddings(episode_id)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, chunk_ids=np.asarray(ids, np.int64), chunk_vecs=chunk_vecs.astype(np.float16),
+                 sent_vecs=sent_vecs.astype(np.float16), embedder=np.array(self.config.embedder))
+        replace_durably(tmp, path)
         if ids:
-            self.vectors.add(np.asarray(ids, np.int64), chunk_vecs, self.opts.embedder)
+            self.vectors.add(np.asarray(ids, np.int64), chunk_vecs, self.config.embedder)
         self.store.mark_indexed([episode_id])
         return len(ids)
 
     # -- housekeeping ------------------------------------------------------------------------------
-    def _switch_embedder_if_needed(self) -> None:
-        """A new embedder re-embeds every stored transcript (no re-transcription)."""
-        current = self.store.get_meta("embedder")
-        if current is None:
-            self.store.set_meta("embedder", self.opts.embedder)
-            return
-        if current == self.opts.embedder:
-            return
-        log.info("embedder changed %s → %s: re-embedding stored transcripts", current, self.opts.embedder)
-        self.vectors.reset()
-        with self.store.connect() as con:
-            con.execute("UPDATE episodes SET status = 'transcribed' WHERE status = 'indexed'")
-            con.execute("INSERT OR REPLACE INTO meta VALUES ('embedder', ?)", [self.opts.embedder])
-
     def reconcile(self) -> None:
-        """Bring DuckDB and FAISS into agreement after a crash, without re-transcribing.
+        """Bring DuckDB and FAISS into agreement after a crash or damage, without re-transcribing.
 
+        - damaged vectors (a bad manifest or segment) are rebuilt from the stored embeddings;
         - vectors whose chunk no longer exists (a crash between re-chunking and indexing) are dropped;
         - 'transcribed' episodes whose chunks are all in FAISS are marked indexed;
         - other 'transcribed' episodes are (re)indexed from their stored transcript."""
-        self.vectors._gc()
         import shutil
 
+        why = self.vectors.damaged()
+        if why:
+            n = self.rebuild_vectors()
+            msg = f"{self.layout.home}: {why}; rebuilt the vector index from stored embeddings ({n} vectors)"
+            log.warning("%s", msg)
+            self.progress("warning", message=msg)
+        self.vectors.gc()
         for stale in self.layout.media.glob(".dl-*"):  # partial downloads of a killed run (we hold the lock)
             shutil.rmtree(stale, ignore_errors=True)
-        with self.store.connect(read_only=True) as con:
-            live = {r[0] for r in con.execute("SELECT id FROM chunks").fetchall()}
-            pending = con.execute(
-                "SELECT e.id, list(c.id) FROM episodes e LEFT JOIN chunks c ON c.episode_id = e.id "
-                "WHERE e.status = 'transcribed' GROUP BY e.id"
-            ).fetchall()
+        live = self.store.live_chunk_ids()
+        pending = self.store.transcribed_chunks()
         in_faiss = set(self.vectors.ids().tolist())
         if in_faiss - live:
             self.vectors.compact(live_ids=live)
         done, redo = [], []
-        for eid, cids in pending:
-            cids = [c for c in (cids or []) if c is not None]
+        for eid, cids in pending.items():
             (done if cids and all(c in in_faiss for c in cids) else redo).append(eid)
         self.store.mark_indexed(done)
         for eid in redo:
             try:
-                t = transcript_from_json(self.layout.transcript(eid).read_text(encoding="utf-8"))
-            except (OSError, ValueError, KeyError, TypeError):
-                self.store.set_status(eid, "pending")  # artifact lost: transcribe again
+                t = Transcript.from_json(self.layout.transcript(eid).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                self.store.drop_derived(eid, Status.PENDING)  # artifact lost: transcribe again
                 continue
             self._index_episode(eid, t)
 
-    def _finish(self) -> None:
+    def rebuild_vectors(self) -> int:
+        """One FAISS segment from every indexed episode's stored embeddings; episodes without usable
+        ones go back to 'transcribed' (reconcile re-embeds them). Returns the vectors written."""
+        snap = self.store.snapshot()
+        ids_l, vecs_l, redo = [], [], []
+        for eid, ep in snap["episodes"].items():
+            cids = snap["chunks"].get(eid, [])
+            if ep["status"] != Status.INDEXED or not cids:
+                continue
+            got = self.stored_embeddings(eid, cids, snap["embedder"])
+            if got is None:
+                redo.append(eid)
+                continue
+            ids_l.append(got[0])
+            vecs_l.append(got[1])
+        ids = np.concatenate(ids_l) if ids_l else np.zeros(0, np.int64)
+        vecs = np.concatenate(vecs_l).astype(np.float32) if vecs_l else np.zeros((0, 1), np.float32)
+        self.vectors.rebuild(ids, vecs, snap["embedder"])
+        self.store.requeue_indexed(redo)
+        return int(len(ids))
+
+    def stored_embeddings(self, eid: str, cids: list[int], embedder: str | None):
+        """(chunk ids, vectors) from episodes/<id>/embeddings.npz when they match DuckDB, else None."""
+        try:
+            with np.load(self.layout.embeddings(eid)) as z:
+                ids = z["chunk_ids"].astype(np.int64)
+                vecs = z["chunk_vecs"]
+                emb = str(z["embedder"]) if "embedder" in z else None
+        except (OSError, ValueError, KeyError, EOFError):
+            return None
+        if sorted(ids.tolist()) != sorted(cids) or len(vecs) != len(ids) or (embedder and emb and emb != embedder):
+            return None
+        return ids, vecs
+
+    def finish(self) -> None:
+        """End of a run (also after Ctrl-C): keyword index, stale vectors dropped, compaction, ONNX export."""
         self.store.rebuild_fts()
         if self.opts.force:  # re-indexed episodes left vectors of their old chunks: drop them now
-            with self.store.connect(read_only=True) as con:
-                live = {r[0] for r in con.execute("SELECT id FROM chunks").fetchall()}
+            live = self.store.live_chunk_ids()
             if set(self.vectors.ids().tolist()) - live:
                 self.vectors.compact(live_ids=live)
         self.vectors.compact()
@@ -427,7 +520,7 @@ class Pipeline:
         """Cache an ONNX copy of the query encoder so `ask` needs no torch."""
         from .embedding import embedder_key
 
-        out = self.layout.query_encoder(embedder_key(self.opts.embedder))
+        out = self.layout.query_encoder(embedder_key(self.config.embedder))
         if (out / "meta.json").exists():
             return
         try:
@@ -436,3 +529,13 @@ class Pipeline:
             export_query_encoder(self.embedder.model, out)
         except Exception as e:  # noqa: BLE001 - ask falls back to sentence-transformers
             log.warning("could not export the query encoder to ONNX (%s); ask will be slower", e)
+
+
+def _clip(text: str, n: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:300]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from .textsafe import line, term
+
 
 class IngestProgress:
     """Callable(event, **data) that the pipeline reports to; renders on stderr."""
@@ -20,8 +22,9 @@ class IngestProgress:
             from rich.console import Console
             from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self._p = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                               TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+            self._p = Progress(TextColumn("{task.description}", markup=False), BarColumn(),
+                               TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(),
+                               console=Console(stderr=True), transient=False)
             self._download_cols = DownloadColumn
             self._p.start()
         return self
@@ -31,6 +34,8 @@ class IngestProgress:
             self._p.stop()
 
     def _line(self, msg: str) -> None:
+        """One progress line; `msg` quotes remote titles and reasons, so it is escaped here (textsafe)."""
+        msg = term(msg)
         if self._p:
             self._p.console.print(msg, markup=False, highlight=False)
         else:
@@ -38,9 +43,11 @@ class IngestProgress:
 
     def __call__(self, event: str, **d) -> None:
         ep = d.get("episode")
-        name = (ep.title or ep.id)[:60] if ep else ""
+        name = line(ep.title or ep.id, 60) if ep else ""
         if event == "error":
             self._line(f"error: {d['message']}")
+        elif event == "warning":
+            self._line(f"warning: {d['message']}")
         elif event == "start":
             if self._p:
                 self._overall = self._p.add_task("episodes", total=d["total"])

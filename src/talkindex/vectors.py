@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -78,22 +77,107 @@ class VectorIndex:
         self.dir = Path(directory)
         self.factory = factory
         self._loaded: dict[str, object] = {}
+        self._warned: set[str] = set()
 
     # -- manifest ----------------------------------------------------------------------------
     @property
     def manifest_path(self) -> Path:
         return self.dir / "manifest.json"
 
-    def manifest(self) -> dict:
+    def _read_manifest(self) -> dict:
+        """The manifest as stored; FileNotFoundError, or ValueError when unreadable or malformed."""
         try:
-            return json.loads(self.manifest_path.read_text())
+            m = json.loads(self.manifest_path.read_text())
         except FileNotFoundError:
-            return {"dim": None, "embedder": None, "segments": [], "seq": 0}
+            raise
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"unreadable ({e})") from None
+        if not isinstance(m, dict) or not isinstance(m.get("segments"), list):
+            raise ValueError("not a manifest")
+        for s in m["segments"]:
+            if not isinstance(s, dict) or not isinstance(s.get("file"), str) or not isinstance(s.get("n"), int):
+                raise ValueError("bad segment entry")
+            if "/" in s["file"] or not s["file"].startswith("seg-"):
+                raise ValueError("bad segment file name")
+        if not isinstance(m.get("seq", 0), int):
+            raise ValueError("bad seq")
+        m.setdefault("seq", 0)
+        m.setdefault("dim", None)
+        m.setdefault("embedder", None)
+        return m
+
+    def manifest(self) -> dict:
+        """The manifest; an empty one when missing, unreadable or malformed (`damaged()` says which)."""
+        try:
+            return self._read_manifest()
+        except (FileNotFoundError, ValueError):
+            return {"dim": None, "embedder": None, "segments": [], "seq": self._max_seq()}
+
+    def damaged(self) -> str | None:
+        """Why the vectors cannot be trusted as they are (None when fine): a bad manifest or segment."""
+        try:
+            m = self._read_manifest()
+        except FileNotFoundError:
+            return "the vector manifest is missing" if any(self.dir.glob("seg-*.faiss")) else None
+        except ValueError as e:
+            return f"the vector manifest is damaged ({e})"
+        for s in m["segments"]:
+            try:
+                self._index(s["file"])
+            except (RuntimeError, OSError) as e:
+                return f"vector segment {s['file']} is unreadable ({str(e).splitlines()[0][:120]})"
+        return None
+
+    def inspect(self) -> tuple[str | None, list[dict]]:
+        """For doctor: (manifest problem or None, per segment {file, n, path, ids|None, dim, error})."""
+        faiss = _faiss()
+        try:
+            m = self._read_manifest()
+        except FileNotFoundError:
+            return None, []
+        except ValueError as e:
+            return f"{self.manifest_path}: {e}", []
+        out = []
+        for s in m["segments"]:
+            path = self.dir / s["file"]
+            rec = {"file": s["file"], "n": s["n"], "path": path, "ids": None, "dim": None, "error": None,
+                   "manifest_dim": m.get("dim"), "embedder": m.get("embedder")}
+            if not path.is_file():
+                rec["error"] = "missing"
+            else:
+                try:
+                    idx = faiss.read_index(str(path))
+                    rec["ids"] = faiss.vector_to_array(idx.id_map).astype(np.int64)
+                    rec["dim"] = idx.d
+                except RuntimeError as e:
+                    rec["error"] = str(e).splitlines()[0][:200]
+            out.append(rec)
+        return None, out
+
+    def _max_seq(self) -> int:
+        seq = 0
+        for p in self.dir.glob("seg-*.faiss"):
+            try:
+                seq = max(seq, int(p.stem.split("-")[1]))
+            except (IndexError, ValueError):
+                pass
+        return seq
 
     def _write_manifest(self, m: dict) -> None:
-        from .store import atomic_write_text
+        from .fsutil import atomic_write_text
 
         atomic_write_text(self.manifest_path, json.dumps(m, indent=1))
+
+    def _write_segment(self, m: dict, index, fac: str, n: int) -> dict:
+        """Write one segment file durably under a never-used name; returns its manifest entry."""
+        from .fsutil import replace_durably
+
+        m["seq"] = max(int(m.get("seq") or 0), self._max_seq()) + 1
+        name = f"seg-{m['seq']:06d}.faiss"
+        tmp = self.dir / f".{name}.tmp"
+        _faiss().write_index(index, str(tmp))
+        replace_durably(tmp, self.dir / name)
+        return {"file": name, "n": int(n), "factory": fac}
 
     @property
     def ntotal(self) -> int:
@@ -104,26 +188,36 @@ class VectorIndex:
         """Write one new segment; the manifest rename is the commit point."""
         if len(ids) == 0:
             return
-        faiss = _faiss()
         self.dir.mkdir(parents=True, exist_ok=True)
         m = self.manifest()
         if m["embedder"] not in (None, embedder) or m["dim"] not in (None, vecs.shape[1]):
             raise ValueError(f"index holds {m['embedder']} vectors; cannot add {embedder} vectors")
-        m["seq"] += 1
-        name = f"seg-{m['seq']:06d}.faiss"
-        tmp = self.dir / f".{name}.tmp"
         fac = choose_factory(len(ids), "Flat" if len(ids) < EXACT_MAX else self.factory)
-        faiss.write_index(build_index(vecs, np.asarray(ids), fac), str(tmp))
-        os.replace(tmp, self.dir / name)
+        entry = self._write_segment(m, build_index(vecs, np.asarray(ids), fac), fac, len(ids))
         m.update(dim=int(vecs.shape[1]), embedder=embedder)
-        m["segments"].append({"file": name, "n": int(len(ids)), "factory": fac})
+        m["segments"].append(entry)
         self._write_manifest(m)
         self._loaded.clear()
+
+    def rebuild(self, ids: np.ndarray, vecs: np.ndarray, embedder: str | None) -> None:
+        """Replace every segment with one built from (ids, vecs): doctor's and self-heal's entry."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        m = {"dim": None, "embedder": None, "segments": [], "seq": max(self.manifest()["seq"], self._max_seq())}
+        if len(ids):
+            vecs = np.asarray(vecs, np.float32)
+            vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)  # float16 round trip
+            fac = choose_factory(len(ids), self.factory)
+            m["segments"].append(self._write_segment(m, build_index(vecs, np.asarray(ids, np.int64), fac),
+                                                     fac, len(ids)))
+            m.update(dim=int(vecs.shape[1]), embedder=embedder)
+        self._write_manifest(m)
+        self._loaded.clear()
+        self.gc()
 
     def reset(self) -> None:
         """Forget every vector (used when the embedder changes)."""
         self._write_manifest({"dim": None, "embedder": None, "segments": [], "seq": self.manifest()["seq"]})
-        self._gc()
+        self.gc()
 
     def compact(self, live_ids: set[int] | None = None, full: bool = False) -> bool:
         """Merge small segments (or all, with `full`), keeping only `live_ids` if given."""
@@ -147,23 +241,23 @@ class VectorIndex:
         if live_ids is not None:
             keep = np.fromiter((i in live_ids for i in ids), dtype=bool, count=len(ids))
             ids, vecs = ids[keep], vecs[keep]
-        faiss = _faiss()
-        m["seq"] += 1
-        name = f"seg-{m['seq']:06d}.faiss"
-        tmp = self.dir / f".{name}.tmp"
         fac = choose_factory(len(ids), self.factory)
-        faiss.write_index(build_index(vecs, ids, fac), str(tmp))
-        os.replace(tmp, self.dir / name)
+        entry = self._write_segment(m, build_index(vecs, ids, fac), fac, len(ids))
         merged = {s["file"] for s in merge}
-        m["segments"] = [s for s in segs if s["file"] not in merged] + [
-            {"file": name, "n": int(len(ids)), "factory": fac}]
+        m["segments"] = [s for s in segs if s["file"] not in merged] + [entry]
         self._write_manifest(m)
         self._loaded.clear()
-        self._gc()
+        self.gc()
         return True
 
-    def _gc(self) -> None:
-        """Delete segment files the manifest no longer names (left by compaction or a crash)."""
+    def gc(self) -> None:
+        """Delete segment files the manifest no longer names (left by compaction or a crash).
+
+        Never while the manifest is missing or damaged: those files are what a repair rebuilds from."""
+        try:
+            self._read_manifest()
+        except (FileNotFoundError, ValueError):
+            return
         named = {s["file"] for s in self.manifest()["segments"]}
         for p in self.dir.glob("seg-*.faiss"):
             if p.name not in named:
@@ -203,8 +297,14 @@ class VectorIndex:
         return np.concatenate(ids_l), np.concatenate(vecs_l).astype(np.float32)
 
     def ids(self) -> np.ndarray:
+        """Every id in the readable segments (an unreadable one is skipped: `damaged()` names it)."""
         faiss = _faiss()
-        out = [faiss.vector_to_array(self._index(s["file"]).id_map) for s in self.manifest()["segments"]]
+        out = []
+        for s in self.manifest()["segments"]:
+            try:
+                out.append(faiss.vector_to_array(self._index(s["file"]).id_map))
+            except (RuntimeError, OSError):
+                continue
         return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
 
     def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -213,7 +313,15 @@ class VectorIndex:
         all_s, all_i = [], []
         with _threads(1 if len(q) <= SMALL_QUERY else 0):
             for s in self.manifest()["segments"]:
-                sc, ix = self._index(s["file"]).search(q, min(k, s["n"]))
+                try:
+                    index = self._index(s["file"])
+                except (RuntimeError, OSError) as e:
+                    if s["file"] not in self._warned:
+                        self._warned.add(s["file"])
+                        log.warning("skipping unreadable vector segment %s (%s); run `talkindex doctor --repair`",
+                                    s["file"], str(e).splitlines()[0][:120])
+                    continue
+                sc, ix = index.search(q, min(k, s["n"]))
                 all_s.append(sc)
                 all_i.append(ix)
         if not all_s:

@@ -1,0 +1,123 @@
+"""`talkindex serve` and `talkindex mcp`: registered on the main Typer app by `register(app)`.
+
+Kept apart from cli.py so `talkindex ask` never imports FastAPI, uvicorn or the MCP SDK. Every
+start-up failure (a port in use, a home that is not one) is one `talkindex: error: …` line.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+HomeOpt = Annotated[
+    Optional[Path],
+    typer.Option("--home", help="Index directory. Default: $TALKINDEX_HOME, else the user data dir.",
+                 envvar="TALKINDEX_HOME", show_default=False),
+]
+
+
+def _die(message: str, code: int) -> None:
+    typer.echo(f"talkindex: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def check_home(home: Optional[Path]) -> Path:
+    """The home to read, or exit 2: it must be an existing directory (serve and mcp never create one)."""
+    from .api import default_home
+
+    where = home.expanduser() if home else default_home()
+    if not where.exists():
+        _die(f"{where}: no such home; run `talkindex ingest urls.txt --home {where}` first", 2)
+    if not where.is_dir():
+        _die(f"{where}: not a directory (--home names the index directory)", 2)
+    db = where / "talkindex.duckdb"
+    if db.exists() and not db.is_file():
+        _die(f"{db}: not a database file", 2)
+    return where
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, bound before uvicorn starts so a busy port is one clear line."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        _die(f"--host {host!r}: {e.strerror or e}", 2)
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(addr)
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        why = "port already in use" if e.errno in (48, 98) else (e.strerror or str(e))
+        _die(f"cannot listen on {host}:{port}: {why} (try --port)", 1)
+    sock.set_inheritable(True)
+    return sock
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `serve` and `mcp` commands to `app`."""
+
+    @app.command()
+    def serve(
+        home: HomeOpt = None,
+        host: Annotated[str, typer.Option(help="Address to bind. Anything but loopback exposes the index "
+                                          "to the network.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="TCP port (0 picks a free one).", min=0, max=65535)] = 8765,
+        open_browser: Annotated[bool, typer.Option("--open", help="Open the page in a browser.")] = False,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log requests to stderr.")] = False,
+    ) -> None:
+        """Serve a search page and a read-only JSON API (/api/ask, /api/episodes; docs at /docs)."""
+        where = check_home(home)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            typer.echo(f"talkindex: warning: binding {host}: anyone who can reach this address can search "
+                       "the index and play its media", err=True)
+        sock = bind(host, port)
+        import uvicorn
+
+        from .errors import TalkindexError
+        from .server import create_app
+
+        try:
+            api = create_app(where)
+        except TalkindexError as e:
+            sock.close()
+            _die(str(e), e.exit_code)
+        real_port = sock.getsockname()[1]
+        shown = f"[{host}]" if ":" in host else host
+        url = f"http://{shown}:{real_port}/"
+        typer.echo(f"talkindex: serving {where} at {url} (Ctrl-C stops)", err=True)
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(url)
+        config = uvicorn.Config(api, log_level="info" if verbose else "warning", access_log=verbose,
+                                lifespan="off", timeout_graceful_shutdown=2)
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sock.close()
+
+    @app.command()
+    def mcp(home: HomeOpt = None) -> None:
+        """Model Context Protocol server over stdio (read-only): tools search, list_episodes, get_transcript."""
+        where = check_home(home)
+        log = logging.getLogger("talkindex")
+        if not log.handlers:  # stdout carries the protocol: everything else goes to stderr
+            h = logging.StreamHandler(sys.stderr)
+            h.setFormatter(logging.Formatter("talkindex: %(message)s"))
+            log.addHandler(h)
+        from .mcp_server import build_server
+
+        try:
+            build_server(where).run("stdio")
+        except KeyboardInterrupt:
+            pass

@@ -1,0 +1,51 @@
+"""Durable file writes: write a temp file, fsync it, rename, fsync the directory.
+
+The README promises that a power loss leaves the old file or the new one, never half of one; that
+needs the data and the rename both on disk before the next commit point relies on them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def replace_durably(tmp: Path, dst: Path) -> None:
+    """Rename a finished temp file over `dst` with the data and the rename on disk."""
+    fsync_file(tmp)
+    os.replace(tmp, dst)
+    fsync_dir(Path(dst).parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write-then-rename: a crash leaves the old file or the new one, never half of one."""
+    atomic_write_bytes(path, text.encode("utf-8"))
