@@ -39,7 +39,7 @@ def clustered_vectors(rng: np.random.Generator, n: int, centers: np.ndarray, noi
 def build_home(home: Path, n_chunks: int, encoder_from: Path | None = None, fts: bool = True,
                sentence_vectors: bool = True, seed: int = 0, factory: str = "auto", log=print) -> dict:
     """Create `home` with `n_chunks` chunks; returns timings and sizes."""
-    from talkindex.pipeline import Layout
+    from talkindex.home import Layout
     from talkindex.store import Store
     from talkindex.vectors import VectorIndex
 

@@ -113,8 +113,7 @@ def main() -> None:
     keep = [s for s in m2["segments"] if s["file"] in base]
     if len(keep) == len(segs):
         m2["segments"] = keep
-        vi._write_manifest(m2)
-        vi._gc()
+        vi.compact(live_ids={int(i) for i in vi.ids() if i < 10**9}, full=True)  # drop the probe episode
 
 
 if __name__ == "__main__":

@@ -43,6 +43,14 @@ def ask_json(home: Path, question: str, *extra: str) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
+def tiny_home(tmp_path_factory) -> Path:
+    """A home built in seconds from committed sample transcripts (no ASR): the fast layer's index."""
+    from fast_home import build_tiny_home
+
+    return build_tiny_home(tmp_path_factory.mktemp("tiny-home"))
+
+
+@pytest.fixture(scope="session")
 def samples_home(tmp_path_factory) -> Path:
     """The bundled sample talks ingested once through the real CLI (tiny.en + MiniLM)."""
     home = tmp_path_factory.mktemp("samples-home")

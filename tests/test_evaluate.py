@@ -7,7 +7,18 @@ import shutil
 
 from conftest import SAMPLES, run_cli, shared
 
-from talkindex.evaluate import normalize, score, wer_counts
+from talkindex.evaluate import (
+    bootstrap_ci,
+    compare,
+    normalize,
+    paired,
+    question_row,
+    score,
+    sign_test_p,
+    summarize,
+    wer_breakdown,
+    wer_counts,
+)
 
 TRUTH = {"e1": {"sentences": [{"i": i, "start": 10.0 * i, "end": 10.0 * i + 8} for i in range(6)]}}
 QS = [{"qid": "q1", "episode": "e1", "answer_sentence_index": 3, "kind": "paraphrase"}]
@@ -21,6 +32,30 @@ def test_scoring_rule_counts_overlap_with_answer_plus_minus_one_sentence():
     other = {"episode_id": "y", "start": 30.0, "end": 38.0}  # right time, wrong episode
     r = score(QS, TRUTH, [[miss, other, hit]], {"x": "e1", "y": "e2"})["overall"]
     assert r["r@1"] == 0 and r["r@5"] == 1 and abs(r["mrr@10"] - 1 / 3) < 1e-3
+
+
+def test_intervals_and_paired_comparison():
+    qs = [{"qid": f"q{i}", "kind": "k"} for i in range(20)]
+    a = [question_row(q, 1 if i < 10 else None, 1.0 if i < 10 else None) for i, q in enumerate(qs)]
+    b = [question_row(q, 1 if i < 16 else None, 1.0 if i < 16 else None) for i, q in enumerate(qs)]
+    o = summarize(b)["overall"]
+    lo, hi = o["ci95"]["r@5"]
+    assert o["r@5"] == 0.8 and lo < 0.8 < hi and 0.5 < lo and hi <= 1.0
+    assert bootstrap_ci(b) == bootstrap_ci(b)  # fixed seed: reproducible reports
+    c = paired(a, b, "hit5")
+    assert (c["wins"], c["losses"], c["ties"]) == (6, 0, 14) and c["p"] == sign_test_p(6, 0) == 0.0312
+    assert compare(b, a)["rr"]["losses"] == 6
+    # pooled sets: the same qid in two sets are two questions
+    a2 = [{**r, "set": "s2"} for r in a]
+    assert paired(a + a2, b + [{**r, "set": "s2"} for r in b], "hit5")["wins"] == 12
+    assert sign_test_p(5, 5) == 1.0 and sign_test_p(0, 0) == 1.0 and sign_test_p(10, 2) < 0.05
+
+
+def test_wer_breakdown_uses_standard_normalisation():
+    b = wer_breakdown("Hello, World! It's me.", "hello word its me too")
+    assert (b["words"], b["errors"]) == (4, 2)
+    if b["substitutions"] is not None:  # jiwer installed
+        assert (b["substitutions"], b["deletions"], b["insertions"]) == (1, 0, 1)
 
 
 def test_wer():

@@ -187,7 +187,7 @@ def hostile(samples_home, tmp_path_factory):
         (f"{base}/no-items.xml", f"{base}/no-items.xml", "feed has no items"),
         (f"{base}/no-enclosures.xml", f"{base}/no-enclosures.xml", "no audio or video items"),
         (f"{base}/file-enclosure.xml", f"{base}/file-enclosure.xml", "refused"),
-        (f"{base}/dead-enclosure.xml", f"{base}/gone.mp3", "404"),
+        (f"{base}/dead-enclosure.xml", f"{base}/dead-enclosure.xml: Gone:", "404"),  # the feed as typed, the item
         (str(local / "empty.mp3"), str(local / "empty.mp3"), None),
         (str(local / "truncated.m4a"), str(local / "truncated.m4a"), None),
         (str(local / "random.mp3"), str(local / "random.mp3"), None),
@@ -294,7 +294,7 @@ def test_hostile_metadata_stored_verbatim_never_a_path(hostile):
     assert {p.name for p in home.iterdir()} <= {"talkindex.duckdb", "talkindex.duckdb.wal", "vectors", "episodes",
                                                 "media", "query_encoder", "duckdb_extensions", "ingest.lock"}
     for p in (home / "media").iterdir():
-        assert re.fullmatch(r"[A-Za-z0-9_-]+\.[a-z0-9]+", p.name), p
+        assert re.fullmatch(r"[A-Za-z0-9_-]+\.[a-z0-9]+(\.ok)?", p.name), p  # media and its verification record
     with Store(home / "talkindex.duckdb").connect(read_only=True) as con:
         assert con.execute("SELECT count(*) FROM chunks").fetchone()[0] > 0
     hits = json.loads(run_cli("ask", "'); DROP TABLE chunks;--", "--json", home=home).stdout or "[]")

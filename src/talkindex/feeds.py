@@ -19,7 +19,6 @@ import logging
 import math
 import posixpath
 import re
-import time
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -36,6 +35,7 @@ MEDIA_EXTS = frozenset({
     "mka", "wma", "aiff", "aif", "alac", "amr", "3gp", "ts",
 })
 GENERIC_MIME = ("", "application/octet-stream", "binary/octet-stream", "application/x-unknown")
+MAX_ITEMS = 25_000  # feedparser costs ~1 ms an item: a 20 MB feed of tiny items would take minutes
 ALLOWED_SCHEMES = ("http", "https")
 
 # Transcript formats, best first: timed formats (cues we can seek to) before plain text/HTML.
@@ -52,6 +52,11 @@ PODCAST_NAMESPACES = (
 
 _FEED_ROOT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(rss|feed|RDF)[\s>/]")
 _HTML_START = re.compile(rb"<(!doctype\s+html|html)[\s>]", re.IGNORECASE)
+_ISO_DATE = re.compile(r"(\d{4})(-|/|(?=\d{4}(?!\d)))(\d{2})\2(\d{2})")  # 2024-05-06, 2024/05/06, 20240506
+_ITEM_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s>/]")
+# What feedparser's loose (SGML) parser leaves undecoded in a guid, which a strict XML parse decodes.
+_LOOSE_BARE_REF = re.compile(r"&(?!(?:lt|gt|amp|quot|apos);)([A-Za-z0-9_]+);")
+_LOOSE_XML_REFS = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&amp;", "&"))
 _TRANSCRIPTS_KEY = "talkindex_transcripts"
 _CHAPTERS_KEY = "talkindex_chapters"
 
@@ -71,15 +76,19 @@ def parse_duration(text: str | None) -> float | None:
 
 
 def parse_date(text: str | None) -> str | None:
-    """RFC 822 (pubDate) or ISO 8601 (Atom, dc:date) -> "YYYY-MM-DD" in the date's own time zone."""
+    """RFC 822 (pubDate) or ISO 8601 (Atom, dc:date) -> "YYYY-MM-DD" in the date's own time zone.
+
+    Also "YYYY/MM/DD", "YYYYMMDD" and RFC 822 without a time ("6 May 2024"), which feeds use too.
+    feedparser's own date parsing is not used: it converts to UTC and misreads some forms.
+    """
     if not text:
         return None
     text = text.strip()
-    m = re.match(r"(\d{4})-(\d{2})-(\d{2})", text)
+    m = _ISO_DATE.match(text)
     try:
         if m:
-            return _dt.date(int(m[1]), int(m[2]), int(m[3])).isoformat()
-        t = email.utils.parsedate_tz(text)
+            return _dt.date(int(m[1]), int(m[3]), int(m[4])).isoformat()
+        t = email.utils.parsedate_tz(text) or email.utils.parsedate_tz(text + " 00:00:00")
         if t:
             return _dt.date(t[0], t[1], t[2]).isoformat()
     except (ValueError, OverflowError):
@@ -99,6 +108,7 @@ def feed_episodes(data: bytes, feed_url: str, final_url: str, source: str, *,
     except ValueError as e:
         raise SourceError(source, f"cannot parse feed: {e}") from None
     feed, entries = parsed.feed, parsed.entries
+    loose = _loose(parsed.get("bozo_exception"))
     show = _text(feed.get("title")) or _text(feed.get("author"))
     channel_lang = _language(feed.get("language"))
     episodes: list[Episode] = []
@@ -115,7 +125,7 @@ def feed_episodes(data: bytes, feed_url: str, final_url: str, source: str, *,
             log.warning("%s: skipping item %r: enclosure URL scheme not allowed (%s)", source, clip(title),
                         clip(enc_url))
             continue
-        guid = _text(entry.get("id"))
+        guid = _guid(entry, loose)
         ep_id = "rss-" + sha12(feed_url + "\n" + (guid or enc_url))
         if ep_id in seen:
             continue
@@ -157,30 +167,52 @@ def clip(s: str, n: int = 80) -> str:
 
 def _parse(data: bytes, content_type: str | None) -> Any:
     """feedparser over the bytes (never a path or URL); ValueError when nothing feed-like is there."""
+    data = _strip_prolog_ws(data)
+    items = sum(1 for _ in _ITEM_TAG.finditer(data))
+    if items > MAX_ITEMS:
+        raise ValueError(f"more than {MAX_ITEMS} items ({items})")
     headers = {"content-type": content_type} if content_type else None
     try:
         # BytesIO: feedparser opens a str/bytes argument as a file name or URL if it can.
-        parsed = feedparser.parse(io.BytesIO(_strip_prolog_ws(data)), response_headers=headers,
-                                  resolve_relative_uris=False)
+        parsed = feedparser.parse(io.BytesIO(data), response_headers=headers, resolve_relative_uris=False)
     except Exception as e:  # noqa: BLE001 - untrusted bytes must never surface as anything but SourceError
         log.debug("feedparser failed", exc_info=True)
         raise ValueError(f"parser error ({type(e).__name__})") from None
     exc = parsed.get("bozo_exception")
     if parsed.entries:
-        if _is_syntax_error(exc):
+        if _loose(exc):
             log.warning("feed is not well-formed (%s); parsed %d items leniently", _reason(exc),
                         len(parsed.entries))
         return parsed
-    if _is_syntax_error(exc):
+    if _loose(exc):
         raise ValueError(f"not well-formed XML ({_reason(exc)})")
     if not parsed.get("version"):
         raise ValueError("not an RSS or Atom feed")
     return parsed
 
 
-def _is_syntax_error(exc: BaseException | None) -> bool:
-    """True for real XML breakage; feedparser also reports charset overrides and odd media types as bozo."""
-    return exc is not None and not isinstance(exc, feedparser.ThingsNobodyCaresAboutButMe)
+def _loose(exc: BaseException | None) -> bool:
+    """True when feedparser fell back to its loose parser: the XML is broken or its charset unknown.
+
+    feedparser also reports charset overrides and non-XML media types as bozo; those parse strictly.
+    """
+    return exc is not None and (not isinstance(exc, feedparser.ThingsNobodyCaresAboutButMe)
+                                or isinstance(exc, feedparser.CharacterEncodingUnknown))
+
+
+def _guid(entry: Any, loose: bool) -> str:
+    """The guid/id text as a strict XML parse reads it, so ids do not change when a feed turns bozo.
+
+    The loose parser keeps XML entity references in ids ("a&amp;b") and turns a bare "&b=" into "&b;=".
+    """
+    guid = entry.get("id")
+    if not isinstance(guid, str):
+        return ""
+    if loose and "&" in guid:
+        guid = _LOOSE_BARE_REF.sub(r"&\1", guid)
+        for ref, char in _LOOSE_XML_REFS:
+            guid = guid.replace(ref, char)
+    return guid.strip()
 
 
 def _reason(exc: BaseException | None) -> str:
@@ -288,15 +320,11 @@ def _link(entry: Any, base: str) -> str:
 
 
 def _published(entry: Any) -> str | None:
-    """Date in the feed's own time zone; feedparser's UTC parse only for formats parse_date does not read."""
+    """pubDate / Atom published / issued, else updated / dc:date / modified (the strings: see parse_date)."""
     for key in ("published", "updated"):
-        date = parse_date(entry.get(key) if isinstance(entry.get(key), str) else None)
-        if date:
+        value = dict.get(entry, key)  # plain dict.get: FeedParserDict maps "updated" to "published", with a warning
+        if isinstance(value, str) and (date := parse_date(value)):
             return date
-    for key in ("published_parsed", "updated_parsed"):
-        t = entry.get(key)
-        if isinstance(t, time.struct_time):
-            return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
     return None
 
 

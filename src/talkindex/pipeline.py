@@ -202,7 +202,7 @@ class Pipeline:
             self.store.requeue_indexed()
         elif "chunk" in changes and has_data:
             log.info("chunking changed: re-chunking stored transcripts")
-            self.store.requeue_indexed()
+            self.store.requeue_indexed(drop_chunks=True)
         self.store.set_meta("embedder", self.config.embedder)
         self.layout.save_config(self.config)
 
@@ -277,7 +277,7 @@ class Pipeline:
                     if not checked:
                         self.check_transcriber()  # raises ModelError: the batch stops, nothing is lost
                         checked = True
-                    jobs.put(Transcribed(ep, self._transcribe(ep, got)))
+                    jobs.put(Transcribed(ep, self._transcribe(ep, got, report)))
                 except ModelError:
                     raise
                 except TalkindexError as e:
@@ -301,38 +301,39 @@ class Pipeline:
                                 progress=lambda done, total, ep=ep: self.progress("download", episode=ep,
                                                                                    done=done, total=total))
 
+    def _fetcher(self, ep: Episode) -> Callable[[str], tuple[bytes, str]]:
+        """Fetch a document an episode names (transcript, chapters) under the episode's SSRF rule."""
+        return lambda url: sources.fetch_document(url, ep, allow_private=self.opts.allow_private_urls)
+
+    def _warn(self, ep: Episode, report: IngestReport, warning: str) -> None:
+        msg = f"{sources.episode_input(ep)}: {warning}"
+        report.warnings.append(msg)
+        self.progress("warning", message=msg, episode=ep)
+
     def _existing_transcript(self, ep: Episode, report: IngestReport) -> Transcript | None:
         """Publisher transcript or captions, per --captions; warnings name the transcript URL."""
         if self.opts.captions == "never" or not ep.transcripts:
             return None
-        from . import transcripts
+        from .transcripts import fetch_existing
 
-        def fetch(url: str) -> tuple[bytes, str]:
-            return sources.fetch_document(url, ep, allow_private=self.opts.allow_private_urls)
-
-        t, warnings = transcripts.fetch_existing(ep, self.opts.captions, fetch)
+        t, warnings = fetch_existing(ep, self.opts.captions, self._fetcher(ep))
         for w in warnings:
-            msg = f"{sources.episode_input(ep)}: {w}"
-            report.warnings.append(msg)
-            self.progress("warning", message=msg, episode=ep)
+            self._warn(ep, report, w)
         if t is not None:
-            t.chapters = t.chapters or self._chapters(ep, fetch, report)
+            t.chapters = self._chapters(ep, report)
         return t
 
-    def _chapters(self, ep: Episode, fetch, report: IngestReport) -> list:
-        if ep.chapters:
-            return list(ep.chapters)
-        if not ep.chapters_url:
+    def _chapters(self, ep: Episode, report: IngestReport) -> list:
+        if not (ep.chapters or ep.chapters_url):
             return []
-        from . import transcripts
+        from .chapters import fetch_chapters
 
-        chapters, warnings = transcripts.fetch_chapters(ep, fetch)
+        chapters, warnings = fetch_chapters(ep, self._fetcher(ep))
         for w in warnings:
-            report.warnings.append(f"{sources.episode_input(ep)}: {w}")
-            self.progress("warning", message=f"{sources.episode_input(ep)}: {w}", episode=ep)
+            self._warn(ep, report, w)
         return chapters
 
-    def _transcribe(self, ep: Episode, media: Path) -> Transcript:
+    def _transcribe(self, ep: Episode, media: Path, report: IngestReport) -> Transcript:
         if self.opts.max_duration and not ep.duration:  # unknown until downloaded
             from .mediacache import media_duration
 
@@ -344,11 +345,7 @@ class Pipeline:
                              lambda d, tot, ep=ep: self.progress("transcribe", episode=ep, done=d, total=tot))
         if self.opts.max_duration and t.duration > self.opts.max_duration:
             raise TalkindexError(f"longer than --max-duration ({t.duration:.0f} s > {self.opts.max_duration:.0f} s)")
-        if ep.chapters:
-            t.chapters = list(ep.chapters)
-        elif ep.chapters_url:
-            t.chapters = self._chapters(ep, lambda url: sources.fetch_document(
-                url, ep, allow_private=self.opts.allow_private_urls), IngestReport())
+        t.chapters = self._chapters(ep, report)
         return t
 
     def reusable(self, ep: Episode) -> Transcript | None:

@@ -42,6 +42,7 @@ class SearchOptions:
     sentence_weight: float = 0.7  # dense score = mix of window similarity and its best sentence's
     precise: bool = True  # move a hit's start to a sentence inside its window (see `start`)
     start: str = "best"  # best | before (one sentence of lead-in) | chunk — see start_sentence()
+    episode_weight: float = 0.0  # dense score += weight × the episode's mean top-3 candidate similarity
 
 
 def deep_link(webpage_url: str, media_url: str, start: float, local: bool = False) -> str:
@@ -66,22 +67,18 @@ def deep_link(webpage_url: str, media_url: str, start: float, local: bool = Fals
 
 
 def chapter_at(chapters_json: str | None, t: float) -> str:
-    """Title of the chapter that contains second `t` (chapters stored as JSON on the episode)."""
+    """Title of the chapter that contains second `t` (chapters are stored as JSON on the episode)."""
     if not chapters_json:
         return ""
     import json
 
+    from .chapters import chapter_at as at
+    from .records import Chapter
+
     try:
-        chapters = json.loads(chapters_json)
-    except ValueError:
+        return at([Chapter(**c) for c in json.loads(chapters_json)], t)
+    except (ValueError, TypeError):
         return ""
-    title = ""
-    for c in sorted(chapters, key=lambda c: c.get("start") or 0):
-        if (c.get("start") or 0) <= t + 1e-6:
-            title = str(c.get("title") or "")
-        else:
-            break
-    return title
 
 
 def highlight_terms(query: str) -> list[str]:
@@ -290,6 +287,8 @@ def rank_candidates(query: str, dense: dict[int, float] | None, keyword: dict[in
     if dense is not None:
         if opts.sentence_weight > 0:
             dense = _sentence_mix(dense, rows, sims, opts.sentence_weight)
+        if opts.episode_weight > 0:
+            dense = _episode_prior(dense, rows, opts.episode_weight)
         ranked.append(dense)
         weights.append(opts.dense_weight)
     if keyword is not None:
@@ -321,6 +320,18 @@ def _sentence_mix(dense: dict[int, float], rows: dict[int, dict], sims, w: float
         s = sims(r) if r is not None else None
         out[cid] = sim if s is None or not len(s) else (1 - w) * sim + w * float(np.max(s))
     return out
+
+
+def _episode_prior(dense: dict[int, float], rows: dict[int, dict], w: float, top: int = 3) -> dict[int, float]:
+    """Add evidence from the rest of the episode: a question is about one episode, and an episode whose
+    several windows match is likelier than one lucky window of an episode that shares a few words."""
+    per: dict[str, list[float]] = {}
+    for cid, sc in dense.items():
+        r = rows.get(cid)
+        if r is not None:
+            per.setdefault(r["episode_id"], []).append(sc)
+    ep = {e: float(np.mean(sorted(v, reverse=True)[:top])) for e, v in per.items()}
+    return {cid: sc + w * ep.get(rows[cid]["episode_id"], 0.0) if cid in rows else sc for cid, sc in dense.items()}
 
 
 def start_sentence(r: dict, sims: np.ndarray | None, how: str = "best") -> int | None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from talkindex import mediacache, net
+from talkindex import mediacache, net, ytdl
 from talkindex.errors import SourceError
 from talkindex.feeds import (
     GENERIC_MIME,
@@ -36,6 +36,8 @@ from talkindex.records import Episode
 from talkindex.textsafe import line, unquote_name
 
 _ffprobe = mediacache.ffprobe  # older callers
+_short = ytdl.short
+safe_id = ytdl.safe_id
 media_duration = mediacache.media_duration
 
 log = logging.getLogger("talkindex")
@@ -49,8 +51,6 @@ USER_AGENT = net.USER_AGENT
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _SEARCH = re.compile(r"^[a-z]+search(?:date)?(?:\d+|all)?:", re.IGNORECASE)
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-_UNSAFE_ID = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,11 +143,11 @@ def resolve(source: str, *, allow_private: bool | None = None) -> list[Episode]:
     m = _SCHEME.match(text)
     scheme = m.group(1).lower() if m and len(m.group(1)) > 1 else ""
     if scheme in ("http", "https"):
-        if _ytdlp_specific(text):
-            return _resolve_ytdlp(text, source)
+        if ytdl.specific(text):
+            return ytdl.resolve(text, source)
         return _resolve_http(text, source, allow_private)
     if scheme and _SEARCH.match(text):
-        return _resolve_ytdlp(text, source)
+        return ytdl.resolve(text, source)
     if scheme == "file":
         parts = urlsplit(text)
         if parts.netloc not in ("", "localhost"):
@@ -214,7 +214,7 @@ def _resolve_http(url: str, source: str, allow_private: bool | None = None) -> l
         return [Episode(id="url-" + sha12(url), title=title or urlsplit(url).hostname or url, source=source,
                         media_url=url, webpage_url=url, extractor="generic")]
     try:
-        return _resolve_ytdlp(url, source)
+        return ytdl.resolve(url, source)
     except SourceError as e:
         if "unsupported url" in e.reason.lower():
             kind = "an HTML page without playable media" if b"<html" in head[:4096].lower() else ""
@@ -230,118 +230,6 @@ def _set_origin(ep: Episode, origin: net.Origin) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # yt-dlp
-
-
-def _ytdlp_specific(url: str) -> bool:
-    """True when a yt-dlp extractor other than the generic one claims the URL."""
-    from yt_dlp.extractor import gen_extractor_classes
-
-    return any(ie.ie_key() != "Generic" and ie.suitable(url) for ie in gen_extractor_classes())
-
-
-class _YdlLogger:
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    def debug(self, msg: str) -> None:
-        self.messages.append(msg)
-        log.debug("yt-dlp: %s", msg)
-
-    info = debug
-
-    def warning(self, msg: str) -> None:
-        self.messages.append(msg)
-        log.debug("yt-dlp warning: %s", msg)
-
-    def error(self, msg: str) -> None:
-        self.messages.append(msg)
-        log.debug("yt-dlp error: %s", msg)
-
-
-def _short(e: BaseException) -> str:
-    text = _ANSI.sub("", str(e)).replace("\r", " ").strip()
-    line = next((s for s in text.splitlines() if s.strip()), "") or type(e).__name__
-    line = re.sub(r"\s*\(caused by .*\)\s*$", "", line)
-    while True:
-        stripped = re.sub(r"^(ERROR|WARNING):\s*", "", line.strip())
-        stripped = re.sub(r"^\[[\w:]+\]\s*(?:[\w-]+:\s+)?", "", stripped) if stripped.startswith("[") else stripped
-        if stripped == line:
-            break
-        line = stripped
-    return clip(line, 300)
-
-
-def _base_opts(logger: _YdlLogger) -> dict:
-    return {"quiet": True, "no_warnings": True, "noprogress": True, "logger": logger, "cachedir": False,
-            "socket_timeout": TIMEOUT, "extractor_retries": 1, "http_headers": {"User-Agent": USER_AGENT}}
-
-
-def _resolve_ytdlp(url: str, source: str) -> list[Episode]:
-    import yt_dlp
-
-    opts = _base_opts(_YdlLogger()) | {"extract_flat": "in_playlist", "skip_download": True}
-    try:
-        with yt_dlp.YoutubeDL(opts) as ydl:
-            info = ydl.extract_info(url, download=False, process=False)
-            episodes = list(_walk(ydl, info, source, {}, 0))
-    except (yt_dlp.utils.YoutubeDLError, OSError) as e:
-        raise SourceError(source, _short(e)) from None
-    if not episodes:
-        raise SourceError(source, "no videos or episodes found")
-    unique = {ep.id: ep for ep in reversed(episodes)}
-    return [ep for ep in episodes if unique.pop(ep.id, None) is not None]
-
-
-def _walk(ydl, info: dict | None, source: str, parent: dict, depth: int):
-    if not info:
-        return
-    kind = info.get("_type", "video")
-    if kind in ("url", "url_transparent"):
-        if depth > 4 or not info.get("url"):
-            return
-        sub = ydl.extract_info(info["url"], ie_key=info.get("ie_key"), download=False, process=False)
-        yield from _walk(ydl, sub, source, parent, depth + 1)
-    elif kind in ("playlist", "multi_video"):
-        for entry in info.get("entries") or ():
-            if not entry:
-                continue
-            ekind = entry.get("_type", "video")
-            key = str(entry.get("ie_key") or "")
-            if ekind in ("playlist", "multi_video") or (
-                    ekind in ("url", "url_transparent") and re.search(r"Tab|Playlist|Channel|Search", key)):
-                yield from _walk(ydl, entry, source, info, depth + 1)
-            else:
-                yield _ytdlp_episode(entry, source, info)
-    else:
-        yield _ytdlp_episode(info, source, parent)
-
-
-def _ytdlp_episode(e: dict, source: str, parent: dict) -> Episode:
-    key = str(e.get("ie_key") or e.get("extractor_key") or parent.get("extractor_key") or "ytdlp")
-    page = str(e.get("webpage_url") or e.get("url") or e.get("original_url") or "")
-    vid = str(e.get("id") or sha12(page))
-    published = None
-    if re.fullmatch(r"\d{8}", str(e.get("upload_date") or "")):
-        d = e["upload_date"]
-        published = f"{d[:4]}-{d[4:6]}-{d[6:]}"
-    elif isinstance(e.get("timestamp"), (int, float)):
-        published = time.strftime("%Y-%m-%d", time.gmtime(e["timestamp"]))
-    duration = e.get("duration")
-    return Episode(
-        id=safe_id(f"{key.lower()}-{vid}"), title=str(e.get("title") or e.get("fulltitle") or vid), source=source,
-        media_url=page, webpage_url=page,
-        show=str(e.get("channel") or e.get("uploader") or parent.get("channel") or parent.get("uploader") or ""),
-        published=published, duration=float(duration) if isinstance(duration, (int, float)) else None,
-        extractor=key,
-    )
-
-
-def safe_id(text: str) -> str:
-    """Restrict an id to [A-Za-z0-9_-] so it can be used as a file name."""
-    s = _UNSAFE_ID.sub("_", text).strip("_")
-    if len(s) > 100:
-        s = s[:80] + "-" + sha12(text)
-    return s
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,7 +282,8 @@ def download(episode: Episode, cache_dir: Path, *, max_bytes: int = 4 * 2**30,
         if _direct(episode):
             got = _download_direct(episode, tmp / name, max_bytes, progress, allow_private)
         else:
-            got = _download_ytdlp(episode, tmp, name, max_bytes, progress, allow_private)
+            got = ytdl.download(episode, tmp, name, max_bytes, progress, allow_private,
+                                label=label, origin=origin_of(episode))
         try:
             info = mediacache.verify(got)
         except ValueError as e:
@@ -477,70 +366,3 @@ def _download_direct(ep: Episode, stem: Path, max_bytes: int, progress, allow_pr
     final = stem.with_name(f"{stem.name}.{ext if ext in MEDIA_EXTS else 'media'}")
     os.replace(part, final)
     return final
-
-
-class _TooBig(Exception):
-    pass
-
-
-def _download_ytdlp(ep: Episode, tmp: Path, name: str, max_bytes: int, progress,
-                    allow_private: bool | None) -> Path:
-    import yt_dlp
-    from yt_dlp.postprocessor.common import PostProcessor
-
-    label = episode_input(ep)
-    typed = urlsplit(ep.source.strip())
-
-    class _Guard(PostProcessor):
-        """Before any media byte is fetched: the chosen format URLs must pass the SSRF rule."""
-
-        def run(self, info):
-            formats = info.get("requested_formats") or [info]
-            chain = [origin_of(ep) or net.PUBLIC]
-            if typed.scheme in ("http", "https") and typed.hostname:  # a typed page: held to its host's class
-                try:
-                    chain = net.origins_of(typed.hostname)
-                except OSError:
-                    chain = [net.PUBLIC]
-            for f in formats:
-                u = str(f.get("url") or "")
-                if u:
-                    net.check_url(u, chain, allow_private)
-            return [], info
-
-    def hook(d: dict) -> None:
-        done = d.get("downloaded_bytes") or 0
-        if done > max_bytes:
-            raise _TooBig()
-        if progress is not None and d.get("status") in ("downloading", "finished"):
-            progress(done, d.get("total_bytes") or d.get("total_bytes_estimate"))
-
-    logger = _YdlLogger()
-    opts = _base_opts(logger) | {
-        "format": "bestaudio/best", "outtmpl": {"default": str(tmp / f"{name}.%(ext)s")},
-        "max_filesize": max_bytes, "noplaylist": True, "retries": 2, "fragment_retries": 2,
-        "continuedl": False, "overwrites": True, "updatetime": False, "progress_hooks": [hook],
-        "postprocessors": [], "throttledratelimit": max(1, int(net.MIN_RATE)) if net.MIN_RATE else None,
-    }
-    try:
-        with yt_dlp.YoutubeDL(opts) as ydl:
-            ydl.add_post_processor(_Guard(), when="before_dl")
-            ydl.download([ep.media_url])
-    except _TooBig:
-        raise SourceError(label, f"larger than the {max_bytes}-byte limit") from None
-    except net.Refused as e:
-        raise SourceError(label, str(e)) from None
-    except (yt_dlp.utils.YoutubeDLError, OSError) as e:
-        inner = getattr(e, "exc_info", None)
-        inner = inner[1] if inner else None
-        if isinstance(inner, _TooBig):
-            raise SourceError(label, f"larger than the {max_bytes}-byte limit") from None
-        if isinstance(inner, net.NetError):
-            raise SourceError(label, str(inner)) from None
-        raise SourceError(label, _short(e)) from None
-    files = [f for f in tmp.iterdir() if f.is_file() and f.name.startswith(name + ".")
-             and not f.name.endswith((".part", ".ytdl", ".temp", ".tmp")) and f.stat().st_size > 0]
-    if not files:
-        why = next((_short(Exception(m)) for m in logger.messages if "max-filesize" in m), "")
-        raise SourceError(label, why or "download produced no file")
-    return max(files, key=lambda f: f.stat().st_size)

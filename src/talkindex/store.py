@@ -255,13 +255,21 @@ class Store:
                 [episode_ids],
             )
 
-    def requeue_indexed(self, episode_ids: list[str] | None = None) -> None:
-        """Indexed → transcribed (all, or these), so the next reconcile re-derives them from transcripts."""
+    def requeue_indexed(self, episode_ids: list[str] | None = None, drop_chunks: bool = False) -> None:
+        """Indexed → transcribed (all, or these), so the next reconcile re-derives them from transcripts;
+        with `drop_chunks` their chunks go too (re-chunking: the old vectors become orphans, then dropped)."""
+        if episode_ids is not None and not episode_ids:
+            return
+        where = "status = 'indexed'" + ("" if episode_ids is None else " AND list_contains(?, id)")
+        args = [] if episode_ids is None else [episode_ids]
         with self.connect() as con:
-            if episode_ids is None:
-                con.execute("UPDATE episodes SET status = 'transcribed' WHERE status = 'indexed'")
-            elif episode_ids:
-                con.execute("UPDATE episodes SET status = 'transcribed' WHERE list_contains(?, id)", [episode_ids])
+            con.begin()
+            if drop_chunks:
+                for table in ("chunks", "sentences"):
+                    con.execute(f"DELETE FROM {table} WHERE episode_id IN (SELECT id FROM episodes WHERE {where})",
+                                args)
+            con.execute(f"UPDATE episodes SET status = 'transcribed' WHERE {where}", args)
+            con.commit()
 
     def drop_derived(self, episode_id: str, status: Status | str = Status.PENDING, error: str | None = None) -> None:
         """Forget an episode's chunks and sentences (its transcript is lost): it will be transcribed again."""

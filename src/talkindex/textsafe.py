@@ -16,7 +16,6 @@ import unicodedata
 # C0 (incl. TAB/LF/CR/ESC/BEL), DEL, C1, bidi embeddings/overrides/isolates/marks, line/paragraph separators
 _BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 _UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}\u2028\u2029\ufeff\ufff9-\ufffb]")
-_SPACE = re.compile(r"[\t\n\r\v\f\u2028\u2029]+")
 _PCT_CTRL = re.compile(r"%(?:[01][0-9A-Fa-f]|7[Ff])")  # %0A, %1B, %7F …: must never be decoded for display
 
 
@@ -40,7 +39,7 @@ def term(s: object) -> str:
 def line(s: object, width: int | None = None) -> str:
     """One display line: runs of whitespace (newlines included) become one space, the rest as `term`,
     then clipped to `width` characters with "…"."""
-    text = term(_SPACE.sub(" ", str(s)).strip())
+    text = term(" ".join(str(s).split()))  # str.split also splits on \x1c-\x1f, \x85, U+2028/9
     return clip(text, width) if width else text
 
 

@@ -181,7 +181,13 @@ def _srt_cues(text: str) -> tuple[list[_Cue], list[str]]:
     try:
         subs = list(srt.parse(text))
     except srt.SRTParseError as e:
-        subs = list(srt.parse(text, ignore_errors=True))
+        quiet = logging.getLogger("srt")  # it logs a warning per garbled block; we note it once instead
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            subs = list(srt.parse(text, ignore_errors=True))
+        finally:
+            quiet.setLevel(level)
         if not subs:
             raise TranscriptUnusable(f"malformed SRT ({_clip(str(e))})") from None
         notes.append("skipped garbled SRT blocks")
@@ -289,7 +295,6 @@ def _segments_from_cues(cues: list[_Cue]) -> tuple[list[Segment], int]:
     last_line: list[str] = []
     tail: list[str] = []
     floor, dropped, ended = 0.0, 0, False
-    speaker = ""
     for cue in cues:
         kept: list[_Tok] = []
         speaker = ""
@@ -430,6 +435,17 @@ def candidates(episode: Episode, policy: str) -> list[TranscriptRef]:
     return sorted(refs, key=lambda r: (TRANSCRIPT_SOURCES.index(r.source), _type_rank(r)))
 
 
+def _coverage(t: Transcript, episode: Episode) -> str | None:
+    """A transcript of a trailer (or of another episode) is not this episode's transcript."""
+    if not episode.duration or episode.duration <= 0:
+        return None
+    if t.duration < 0.5 * episode.duration:
+        return f"transcript covers only {t.duration:.0f} s of the episode's {episode.duration:.0f} s"
+    if t.duration > 1.25 * episode.duration + 120:
+        return f"transcript runs to {t.duration:.0f} s, the episode is {episode.duration:.0f} s long"
+    return None
+
+
 def fetch_existing(episode: Episode, policy: str, fetch: Callable[[str], tuple[bytes, str]]
                    ) -> tuple[Transcript | None, list[str]]:
     """The first usable existing transcript for `episode` (or None → transcribe) and warning lines.
@@ -443,7 +459,7 @@ def fetch_existing(episode: Episode, policy: str, fetch: Callable[[str], tuple[b
             body, ctype = fetch(ref.url)
             t = parse_transcript(body, ctype or ref.type, url=ref.url, source=ref.source, episode_id=episode.id)
             sample = " ".join(w.text for w in t.words[:3000])
-            reason = language_mismatch(sample, ref.language, episode.language)
+            reason = language_mismatch(sample, ref.language, episode.language) or _coverage(t, episode)
             if reason:
                 raise TranscriptUnusable(reason)
         except SourceError as e:
@@ -500,6 +516,7 @@ def _pick(tracks, want: str, source: str) -> list[TranscriptRef]:
     chosen = sorted((k for k in langs if primary(k) == pref), key=lambda k: str(k).lower() != pref)
     if not want and not chosen:
         chosen = langs[:1]
+    chosen += [k for k in langs if primary(k) in ("", "und") and k not in chosen]  # unlabelled: text decides
     refs = []
     for lang in chosen[:3]:
         best = _best_format(tracks[lang])

@@ -241,10 +241,11 @@ class VectorIndex:
         if live_ids is not None:
             keep = np.fromiter((i in live_ids for i in ids), dtype=bool, count=len(ids))
             ids, vecs = ids[keep], vecs[keep]
-        fac = choose_factory(len(ids), self.factory)
-        entry = self._write_segment(m, build_index(vecs, ids, fac), fac, len(ids))
         merged = {s["file"] for s in merge}
-        m["segments"] = [s for s in segs if s["file"] not in merged] + [entry]
+        m["segments"] = [s for s in segs if s["file"] not in merged]
+        if len(ids):  # an empty segment is not written at all
+            fac = choose_factory(len(ids), self.factory)
+            m["segments"].append(self._write_segment(m, build_index(vecs, ids, fac), fac, len(ids)))
         self._write_manifest(m)
         self._loaded.clear()
         self.gc()
@@ -313,6 +314,8 @@ class VectorIndex:
         all_s, all_i = [], []
         with _threads(1 if len(q) <= SMALL_QUERY else 0):
             for s in self.manifest()["segments"]:
+                if s["n"] <= 0:
+                    continue
                 try:
                     index = self._index(s["file"])
                 except (RuntimeError, OSError) as e:

@@ -1,0 +1,214 @@
+"""yt-dlp: resolving pages/playlists/channels/searches into episodes, and downloading their media.
+
+Why separate: yt-dlp is slow to import and has its own networking. Our SSRF rule reaches it through a
+`before_dl` post-processor that checks the chosen format URLs against the typed page's host class
+before any media byte is fetched (redirects inside yt-dlp are not seen; see net for the rule).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from talkindex import net
+from talkindex.errors import SourceError
+from talkindex.feeds import clip, sha12
+from talkindex.records import Episode
+
+log = logging.getLogger("talkindex")
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_UNSAFE_ID = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def specific(url: str) -> bool:
+    """True when a yt-dlp extractor other than the generic one claims the URL."""
+    from yt_dlp.extractor import gen_extractor_classes
+
+    return any(ie.ie_key() != "Generic" and ie.suitable(url) for ie in gen_extractor_classes())
+
+
+class _YdlLogger:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def debug(self, msg: str) -> None:
+        self.messages.append(msg)
+        log.debug("yt-dlp: %s", msg)
+
+    info = debug
+
+    def warning(self, msg: str) -> None:
+        self.messages.append(msg)
+        log.debug("yt-dlp warning: %s", msg)
+
+    def error(self, msg: str) -> None:
+        self.messages.append(msg)
+        log.debug("yt-dlp error: %s", msg)
+
+
+def short(e: BaseException) -> str:
+    text = _ANSI.sub("", str(e)).replace("\r", " ").strip()
+    line = next((s for s in text.splitlines() if s.strip()), "") or type(e).__name__
+    line = re.sub(r"\s*\(caused by .*\)\s*$", "", line)
+    while True:
+        stripped = re.sub(r"^(ERROR|WARNING):\s*", "", line.strip())
+        stripped = re.sub(r"^\[[\w:]+\]\s*(?:[\w-]+:\s+)?", "", stripped) if stripped.startswith("[") else stripped
+        if stripped == line:
+            break
+        line = stripped
+    return clip(line, 300)
+
+
+def _base_opts(logger: _YdlLogger) -> dict:
+    return {"quiet": True, "no_warnings": True, "noprogress": True, "logger": logger, "cachedir": False,
+            "socket_timeout": net.TIMEOUT, "extractor_retries": 1, "http_headers": {"User-Agent": net.USER_AGENT}}
+
+
+def resolve(url: str, source: str) -> list[Episode]:
+    import yt_dlp
+
+    opts = _base_opts(_YdlLogger()) | {"extract_flat": "in_playlist", "skip_download": True}
+    try:
+        with yt_dlp.YoutubeDL(opts) as ydl:
+            info = ydl.extract_info(url, download=False, process=False)
+            episodes = list(_walk(ydl, info, source, {}, 0))
+    except (yt_dlp.utils.YoutubeDLError, OSError) as e:
+        raise SourceError(source, short(e)) from None
+    if not episodes:
+        raise SourceError(source, "no videos or episodes found")
+    unique = {ep.id: ep for ep in reversed(episodes)}
+    return [ep for ep in episodes if unique.pop(ep.id, None) is not None]
+
+
+def _walk(ydl, info: dict | None, source: str, parent: dict, depth: int):
+    if not info:
+        return
+    kind = info.get("_type", "video")
+    if kind in ("url", "url_transparent"):
+        if depth > 4 or not info.get("url"):
+            return
+        sub = ydl.extract_info(info["url"], ie_key=info.get("ie_key"), download=False, process=False)
+        yield from _walk(ydl, sub, source, parent, depth + 1)
+    elif kind in ("playlist", "multi_video"):
+        for entry in info.get("entries") or ():
+            if not entry:
+                continue
+            ekind = entry.get("_type", "video")
+            key = str(entry.get("ie_key") or "")
+            if ekind in ("playlist", "multi_video") or (
+                    ekind in ("url", "url_transparent") and re.search(r"Tab|Playlist|Channel|Search", key)):
+                yield from _walk(ydl, entry, source, info, depth + 1)
+            else:
+                yield _ytdlp_episode(entry, source, info)
+    else:
+        yield _ytdlp_episode(info, source, parent)
+
+
+def _ytdlp_episode(e: dict, source: str, parent: dict) -> Episode:
+    key = str(e.get("ie_key") or e.get("extractor_key") or parent.get("extractor_key") or "ytdlp")
+    page = str(e.get("webpage_url") or e.get("url") or e.get("original_url") or "")
+    vid = str(e.get("id") or sha12(page))
+    published = None
+    if re.fullmatch(r"\d{8}", str(e.get("upload_date") or "")):
+        d = e["upload_date"]
+        published = f"{d[:4]}-{d[4:6]}-{d[6:]}"
+    elif isinstance(e.get("timestamp"), (int, float)):
+        published = time.strftime("%Y-%m-%d", time.gmtime(e["timestamp"]))
+    duration = e.get("duration")
+    return Episode(
+        id=safe_id(f"{key.lower()}-{vid}"), title=str(e.get("title") or e.get("fulltitle") or vid), source=source,
+        media_url=page, webpage_url=page,
+        show=str(e.get("channel") or e.get("uploader") or parent.get("channel") or parent.get("uploader") or ""),
+        published=published, duration=float(duration) if isinstance(duration, (int, float)) else None,
+        extractor=key,
+    )
+
+
+
+
+def safe_id(text: str) -> str:
+    """Restrict an id to [A-Za-z0-9_-] so it can be used as a file name."""
+    s = _UNSAFE_ID.sub("_", text).strip("_")
+    if len(s) > 100:
+        s = s[:80] + "-" + sha12(text)
+    return s
+
+
+class _TooBig(Exception):
+    pass
+
+
+def download(ep: Episode, tmp: Path, name: str, max_bytes: int, progress, allow_private: bool | None, *,
+             label: str, origin: net.Origin | None) -> Path:
+    """Download a page's media with yt-dlp into tmp/<name>.<ext> (the caller verifies and caches it)."""
+    import yt_dlp
+    from yt_dlp.postprocessor.common import PostProcessor
+
+    typed = urlsplit(ep.source.strip())
+
+    class _Guard(PostProcessor):
+        """Before any media byte is fetched: the chosen format URLs must pass the SSRF rule."""
+
+        def run(self, info):
+            formats = info.get("requested_formats") or [info]
+            chain = [origin or net.PUBLIC]
+            if typed.scheme in ("http", "https") and typed.hostname:  # a typed page: held to its host's class
+                try:
+                    chain = net.origins_of(typed.hostname)
+                except OSError:
+                    chain = [net.PUBLIC]
+            for f in formats:
+                u = str(f.get("url") or "")
+                if u:
+                    net.check_url(u, chain, allow_private)
+            return [], info
+
+    samples: list[tuple[float, int]] = []
+
+    def hook(d: dict) -> None:
+        done = d.get("downloaded_bytes") or 0
+        if done > max_bytes:
+            raise _TooBig()
+        now = time.monotonic()
+        samples.append((now, done))
+        while len(samples) > 1 and samples[1][0] <= now - net.STALL_SECONDS:
+            samples.pop(0)
+        if (net.MIN_RATE and now - samples[0][0] >= net.STALL_SECONDS
+                and done - samples[0][1] < net.MIN_RATE * net.STALL_SECONDS):  # checked per block yt-dlp reads
+            raise net.Stalled(f"stalled: under {net._rate(net.MIN_RATE)} for {net.STALL_SECONDS:g} s")
+        if progress is not None and d.get("status") in ("downloading", "finished"):
+            progress(done, d.get("total_bytes") or d.get("total_bytes_estimate"))
+
+    logger = _YdlLogger()
+    opts = _base_opts(logger) | {
+        "format": "bestaudio/best", "outtmpl": {"default": str(tmp / f"{name}.%(ext)s")},
+        "max_filesize": max_bytes, "noplaylist": True, "retries": 2, "fragment_retries": 2,
+        "continuedl": False, "overwrites": True, "updatetime": False, "progress_hooks": [hook],
+        "postprocessors": [],
+    }
+    try:
+        with yt_dlp.YoutubeDL(opts) as ydl:
+            ydl.add_post_processor(_Guard(), when="before_dl")
+            ydl.download([ep.media_url])
+    except _TooBig:
+        raise SourceError(label, f"larger than the {max_bytes}-byte limit") from None
+    except net.NetError as e:
+        raise SourceError(label, str(e)) from None
+    except (yt_dlp.utils.YoutubeDLError, OSError) as e:
+        inner = getattr(e, "exc_info", None)
+        inner = inner[1] if inner else None
+        if isinstance(inner, _TooBig):
+            raise SourceError(label, f"larger than the {max_bytes}-byte limit") from None
+        if isinstance(inner, net.NetError):
+            raise SourceError(label, str(inner)) from None
+        raise SourceError(label, short(e)) from None
+    files = [f for f in tmp.iterdir() if f.is_file() and f.name.startswith(name + ".")
+             and not f.name.endswith((".part", ".ytdl", ".temp", ".tmp")) and f.stat().st_size > 0]
+    if not files:
+        why = next((short(Exception(m)) for m in logger.messages if "max-filesize" in m), "")
+        raise SourceError(label, why or "download produced no file")
+    return max(files, key=lambda f: f.stat().st_size)

@@ -1,0 +1,88 @@
+"""Fast layer: the CLI in-process (typer's CliRunner) over the tiny_home home; usage errors found before work."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from talkindex.cli import ASK_OPTIONS, app
+
+pytestmark = pytest.mark.fast
+runner = CliRunner()
+
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize("cmd", [[], ["ingest"], ["list"], ["transcript"], ["ask"], ["eval"], ["eval", "retrieval"],
+                                 ["eval", "asr"], ["doctor"]])
+def test_every_command_has_help(cmd):
+    r = run(*cmd, "--help")
+    assert r.exit_code == 0 and "Usage" in r.output and len(r.output) > 200
+
+
+def test_ask_help_lists_every_declared_option():
+    out = run("ask", "--help").output
+    for _, flags, *_ in ASK_OPTIONS:
+        assert flags[0] in out
+
+
+def test_ask_json_and_text(tiny_home):
+    r = run("ask", "what is feature store drift", "-k", "2", "--json", "--home", str(tiny_home))
+    assert r.exit_code == 0, r.output
+    hits = json.loads(r.stdout)
+    assert len(hits) == 2 and hits[0]["title"].startswith("Feature Stores")
+    assert {"start", "end", "link", "chapter", "speaker", "transcript_source", "media_url"} <= set(hits[0])
+    r = run("ask", "what is feature store drift", "-k", "1", "--home", str(tiny_home))
+    assert r.exit_code == 0 and "#t=" in r.stdout
+
+
+def test_list_and_transcript(tiny_home):
+    eps = json.loads(run("list", "--json", "--home", str(tiny_home)).stdout)
+    assert len(eps) == 3
+    for fmt, probe in (("txt", "feature"), ("srt", "-->"), ("vtt", "WEBVTT"), ("json", '"segments"')):
+        r = run("transcript", eps[0]["id"], "--format", fmt, "--home", str(tiny_home))
+        assert r.exit_code == 0 and probe in r.stdout.lower() if fmt == "txt" else probe in r.stdout
+
+
+@pytest.mark.parametrize("args, code, needle", [
+    (["ask", "x", "--since", "yesterday"], 2, "--since"),
+    (["ask"], 2, "QUESTION"),
+    (["ask", "x", "--episode", "nope"], 1, "unknown episode"),
+    (["ask", "  "], 2, "empty question"),
+    (["transcript", "nope"], 1, "unknown episode"),
+    (["transcript", "nope", "--format", "doc"], 2, "unknown format"),
+    (["ingest", "urls.txt", "--device", "tpu"], 2, "--device"),
+    (["ingest", "urls.txt", "--model", "./no/such/model"], 2, "--model"),
+    (["ingest", "urls.txt", "--model", "tiny_home.english"], 2, "unknown model"),
+    (["ingest", "urls.txt", "--compute-type", "int3"], 2, "--compute-type"),
+    (["ingest", "urls.txt", "--embedder", "./nowhere/emb"], 2, "--embedder"),
+    (["ingest", "urls.txt", "--captions", "sometimes"], 2, "--captions"),
+])
+def test_usage_errors_are_one_line(tiny_home, tmp_path, args, code, needle):
+    urls = tmp_path / "urls.txt"
+    urls.write_text("\n")
+    args = [str(urls) if a == "urls.txt" else a for a in args]
+    r = run(*args, "--home", str(tiny_home))
+    assert r.exit_code == code, r.output
+    err = r.stderr.strip().splitlines()
+    assert err and err[-1].startswith("talkindex: error:") and needle in err[-1], r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_home_that_is_a_file(tmp_path):
+    f = tmp_path / "home"
+    f.write_text("x")
+    for args in (["list"], ["ask", "x"], ["doctor"]):
+        r = run(*args, "--home", str(f))
+        assert r.exit_code == 2 and "is a file" in r.stderr, (args, r.output)
+
+
+def test_doctor_clean(tiny_home):
+    r = run("doctor", "--json", "--home", str(tiny_home))
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["ok"] is True
