@@ -55,10 +55,12 @@ SELECT docs.name AS id,
 FROM tf JOIN qterms q USING (termid) JOIN fts_main_chunks.docs docs ON docs.docid = tf.docid, st
 GROUP BY docs.name ORDER BY score DESC LIMIT ?
 """
-try:  # the product's own SQL when this tree has it (same formula as fts match_bm25)
-    from talkindex.store import BM25_SQL  # noqa: E402,F811
-except ImportError:
-    pass
+for _mod in ("talkindex.store", "talkindex.duck"):  # the product's own SQL where this tree has it
+    try:
+        BM25_SQL = __import__(_mod, fromlist=["BM25_SQL"]).BM25_SQL  # noqa: N816
+        break
+    except (ImportError, AttributeError):
+        pass
 
 
 @dataclass(frozen=True)
@@ -173,9 +175,7 @@ class SetIndex:
         self._fts(texts)
 
     def _fts(self, texts: list[str]) -> None:
-        from talkindex.store import fts_extension_path
-
-        path = fts_extension_path()
+        path = _fts_binary()
         self.con.execute(f"SET extension_directory = '{CACHE / 'duckdb_ext'}'")
         try:
             self.con.execute("LOAD fts")
@@ -228,6 +228,24 @@ class SetIndex:
         return rank_candidates(query, sub, None, self.rows, ss, replace(opts, sentence_weight=0.0))
 
 
+def _fts_binary() -> str | None:
+    """The bundled fts extension (PyPI duckdb-extension-fts), found the way the product's store does."""
+    import glob
+
+    import duckdb
+
+    try:
+        import duckdb_extension_fts
+    except ImportError:
+        return None
+    root = Path(duckdb_extension_fts.__file__).parent / "extensions"
+    exact = root / f"v{duckdb.__version__}" / "fts.duckdb_extension"
+    if exact.exists():
+        return str(exact)
+    found = glob.glob(str(root / "**" / "fts.duckdb_extension"), recursive=True)
+    return found[0] if found else None
+
+
 def _row(q: dict, hits: list[dict], truth: dict, episode_of: dict, set_name: str) -> dict:
     from talkindex.evaluate import answer_span
 
@@ -241,35 +259,54 @@ def _row(q: dict, hits: list[dict], truth: dict, episode_of: dict, set_name: str
 
 
 # -- the configurations measured -----------------------------------------------------------------
-BASELINE = cfg()  # the product defaults before issue 12: hybrid, keyword 0.15, sentence 0.7, dedupe, 45 words
-CONFIGS: dict[str, Config] = {
-    "baseline (old defaults)": BASELINE,
-    "dense only": cfg(mode="dense"),
-    "keyword 0": cfg(keyword_weight=0.0),
-    "keyword 0.3": cfg(keyword_weight=0.3),
-    "keyword 0.5": cfg(keyword_weight=0.5),
-    "keyword 1.0": cfg(keyword_weight=1.0),
-    "sentence 0": cfg(sentence_weight=0.0),
-    "sentence 0.5": cfg(sentence_weight=0.5),
-    "sentence 0.85": cfg(sentence_weight=0.85),
-    "sentence 1.0": cfg(sentence_weight=1.0),
-    "no dedupe": cfg(dedupe=False),
-    "start: chunk": cfg(start="chunk"),
-    "start: before best": cfg(start="before"),
-    "numbers normalised": cfg(numbers=True),
-    "windows 30": cfg(windows=(30,)),
-    "windows 60": cfg(windows=(60,)),
-    "windows 30+60": cfg(windows=(30, 60)),
-    "windows 20+45": cfg(windows=(20, 45)),
-    "linear fusion 0.15": cfg(fusion="linear"),
-    "episode prior 0.3": cfg(episode_weight=0.3),
-    "episode prior 0.6": cfg(episode_weight=0.6),
-    "episode prior 1.0": cfg(episode_weight=1.0),
-    "mpnet": cfg(embedder="mpnet"),
-    "minilm+mpnet": cfg(embedder="minilm+mpnet"),
-    "rerank top20 by mpnet": cfg(rerank="mpnet"),
-    "asr base": cfg(asr="base"),
+# Levers, each applied alone on top of the base (`--base key=value ...`; empty = the pre-issue-12 defaults:
+# hybrid, keyword 0.15, sentence 0.7, dedupe, 45-word windows, MiniLM, tiny.en).
+LEVERS: dict[str, dict] = {
+    "dense only": {"mode": "dense"},
+    "keyword 0": {"keyword_weight": 0.0},
+    "keyword 0.3": {"keyword_weight": 0.3},
+    "keyword 0.5": {"keyword_weight": 0.5},
+    "keyword 1.0": {"keyword_weight": 1.0},
+    "sentence 0": {"sentence_weight": 0.0},
+    "sentence 0.5": {"sentence_weight": 0.5},
+    "sentence 0.85": {"sentence_weight": 0.85},
+    "sentence 1.0": {"sentence_weight": 1.0},
+    "no dedupe": {"dedupe": False},
+    "start: chunk": {"start": "chunk"},
+    "start: before best": {"start": "before"},
+    "start: best": {"start": "best"},
+    "numbers normalised": {"numbers": True},
+    "windows 30": {"windows": (30,)},
+    "windows 60": {"windows": (60,)},
+    "windows 30+60": {"windows": (30, 60)},
+    "windows 20+45": {"windows": (20, 45)},
+    "linear fusion 0.15": {"fusion": "linear"},
+    "episode prior 0": {"episode_weight": 0.0},
+    "episode prior 0.3": {"episode_weight": 0.3},
+    "episode prior 0.6": {"episode_weight": 0.6},
+    "episode prior 1.0": {"episode_weight": 1.0},
+    "mpnet": {"embedder": "mpnet"},
+    "minilm+mpnet": {"embedder": "minilm+mpnet"},
+    "minilm": {"embedder": "minilm"},
+    "rerank top20 by mpnet": {"rerank": "mpnet"},
+    "asr base": {"asr": "base"},
 }
+
+
+def configs(base: dict) -> dict[str, Config]:
+    out = {"base": cfg(**base)}
+    out.update({n: cfg(**{**base, **lever}) for n, lever in LEVERS.items()})
+    return out
+
+
+def _parse_base(pairs: list[str]) -> dict:
+    out = {}
+    for p in pairs:
+        k, v = p.split("=", 1)
+        out[k] = json.loads(v) if v[:1] in "0123456789.-[tf" else v
+        if isinstance(out[k], list):
+            out[k] = tuple(out[k])
+    return out
 
 
 def evaluate(sets: list[Path], homes: Path, c: Config, cache: EmbedCache, memo: dict) -> tuple[list[dict], float]:
@@ -292,24 +329,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("sets", type=Path, nargs="+")
     ap.add_argument("--homes", type=Path, default=CACHE / "homes")
-    ap.add_argument("--only", nargs="*", help="configuration names to run (baseline always runs)")
+    ap.add_argument("--only", nargs="*", help="lever names to run (the base always runs first)")
+    ap.add_argument("--base", nargs="*", default=[], help="key=value settings under every lever, e.g. "
+                    "episode_weight=0.6 windows=[30,60] embedder=mpnet")
     ap.add_argument("--json", type=Path, help="write per-configuration results here")
     args = ap.parse_args()
-    for s in args.sets:
-        for asr in sorted({c.asr for c in CONFIGS.values()}):
-            if not (args.homes / f"{s.name}-{asr}" / "talkindex.duckdb").exists():
-                print(f"missing cached home {args.homes / f'{s.name}-{asr}'}: ingest it first (see README)",
-                      file=sys.stderr)
+    base = _parse_base(args.base)
+    confs = configs(base)
+    print(f"base: {base or 'pre-issue-12 defaults'}")
     cache = EmbedCache(CACHE / "emb")
     memo: dict = {}
-    names = [n for n in CONFIGS if not args.only or n in args.only or n == next(iter(CONFIGS))]
+    names = [n for n in confs if not args.only or n in args.only or n == "base"]
     base_rows = None
     out = {}
     hdr = (f"{'configuration':<26} {'R@1':>5} {'R@5':>5} {'R@5 95% CI':>11} {'MRR':>5} {'≤10s':>5} "
            f"{'para':>5} {'kw':>5} {'conc':>5} {'num':>5} {'RR w/l p':>12} {'hit5 w/l p':>12} {'rank ms':>7}")
     print(hdr)
     for n in names:
-        c = CONFIGS[n]
+        c = confs[n]
         if not all((args.homes / f"{s.name}-{c.asr}" / "talkindex.duckdb").exists() for s in args.sets):
             print(f"{n:<26} (skipped: no cached home for asr {c.asr})")
             continue
@@ -333,7 +370,7 @@ def main() -> None:
     print("\nembedding seconds (cache misses this run):",
           {e: f"{s:.1f}s/{cache.count[e]} texts" for e, s in cache.seconds.items()})
     for s in args.sets:
-        for asr in sorted({c.asr for c in CONFIGS.values()}):
+        for asr in sorted({c.asr for c in confs.values()}):
             f = args.homes / f"{s.name}-{asr}" / "ingest_seconds.json"
             if f.exists():
                 print(f"ingest {s.name} asr {asr}: {json.loads(f.read_text())['seconds']:.0f} s (real pipeline)")

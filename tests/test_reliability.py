@@ -44,7 +44,7 @@ KILL_POINTS = {
     "chunks-written": "talkindex.store:Store.save_chunks:exit-after",
     "segment-written": "talkindex.vectors:VectorIndex._write_manifest:exit-before",
     "vectors-committed": "talkindex.vectors:VectorIndex.add:exit-after",
-    "before-keyword-index": "talkindex.store:Store.rebuild_fts:exit-before",
+    "before-keyword-index": "talkindex.bm25:KeywordIndex.add:exit-before",
 }
 REPAIR_FIRST = {"transcript-saved", "chunks-written", "segment-written", "vectors-committed"}
 

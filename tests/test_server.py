@@ -317,3 +317,30 @@ def test_hostile_title_is_escaped(hostile):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     # local media of an indexed episode is served; the file next to it is not reachable by any path
     assert request(base, f"/media/{eid}", {"Range": "bytes=0-9"})[0] == 206
+
+
+def test_chapter_and_speaker_render_escaped_when_known():
+    """Hits and transcript lines show chapter and speaker when the index has them (escaped)."""
+    from talkindex.records import Hit, Segment
+    from talkindex.server import highlight, templates
+
+    hit = Hit(rank=1, score=0.5, episode_id="e1", title="T", show="S", start=61.0, end=70.0, text="drift text",
+              link="javascript:alert(1)", source_url="")
+    hit.chapter, hit.speaker = "<b>Drift</b> & more", "Ana <i>"
+    html = templates().get_template("index.html").render(
+        form={"q": "drift", "k": 5, "mode": "hybrid", "show": "", "since": "", "episode": ""}, modes=("hybrid",),
+        results=[{"hit": hit, "text": highlight(hit.text, "drift"), "player": {"kind": "audio", "src": "/media/e1"}}],
+        error="", episodes=[{"id": "e1", "title": "T"}], shows=["S"], searched=True)
+    assert "&lt;b&gt;Drift&lt;/b&gt; &amp; more" in html and "Ana &lt;i&gt;" in html
+    assert "<mark>drift</mark>" in html and "javascript:" not in html
+    seg = Segment(start=1.0, end=2.0, text="<script>x</script> hello")
+    seg.speaker = "Bob"
+    html = templates().get_template("episode.html").render(
+        ep={"id": "e1", "title": "T", "status": "indexed"}, player={"kind": "none", "src": ""}, t="",
+        lines=[{"i": 0, "seg": seg, "heading": "Intro <3"}], current=-1, transcript=None, formats=("txt",))
+    assert "<script>x" not in html
+    html = templates().get_template("episode.html").render(
+        ep={"id": "e1", "title": "T", "status": "indexed"}, player={"kind": "none", "src": ""}, t="",
+        lines=[{"i": 0, "seg": seg, "heading": "Intro <3"}], current=0,
+        transcript=type("T", (), {"source": "captions", "model": ""})(), formats=("txt",))
+    assert "Intro &lt;3" in html and "Bob:" in html and "&lt;script&gt;x" in html and 'class="sentence current"' in html

@@ -92,3 +92,23 @@ def test_explicit_factory(tmp_path, factory):
     assert vi.compact(full=True)
     assert vi.manifest()["segments"][0]["factory"] == factory
     assert vi.search(v[7], 1)[1][0][0] == 7
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("factory", ["Flat", "IVF64,SQ8"])
+def test_search_with_allowed_ids_filters_inside(tmp_path, factory):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6000, 32)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = np.arange(1, 6001, dtype=np.int64)
+    vi = VectorIndex(tmp_path / "v", factory=factory)
+    vi.add(ids[:3000], x[:3000], "e")
+    vi.add(ids[3000:], x[3000:], "e")
+    q = x[10]
+    allowed = ids[ids % 97 == 0]  # 61 chunks, most of them far from the query
+    sc, got = vi.search(q, 20, allowed=allowed)
+    got = got[0][got[0] >= 0]
+    assert set(got.tolist()) <= set(allowed.tolist()) and len(got) > 0
+    if factory == "Flat":  # exact: the 20 best allowed ones
+        want = allowed[np.argsort(-(x[allowed - 1] @ q))[:20]]
+        assert got.tolist() == want.tolist()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .bm25 import KeywordIndex
 from .home import Layout, WriterLock
 from .pipeline import IngestOptions, Pipeline
 from .records import TRUSTED, Status, Transcript
@@ -67,7 +68,8 @@ class _State:
         self.n_segments = snap["n_segments"]
         self.embedder = snap["embedder"]
         self.next_chunk_id = snap["next_chunk_id"]
-        self.fts_docs = snap["fts_docs"]
+        self.keyword_ids = KeywordIndex(self.layout.keywords).ids().tolist() if self.layout.keywords.exists() \
+            else None
         self.live = {c for ids in self.chunks.values() for c in ids}
 
 
@@ -177,12 +179,16 @@ def _check_episodes(st: _State) -> list[Problem]:
     if st.live and st.next_chunk_id is not None and max(st.live) >= st.next_chunk_id:
         out.append(Problem("chunk-id-counter", f"next_chunk_id {st.next_chunk_id} ≤ largest chunk id {max(st.live)} "
                                                "(ids could be reused)"))
-    if st.live and st.fts_docs is None:
+    if st.live and st.keyword_ids is None:
         out.append(Problem("keyword-index-missing", "the BM25 keyword index has not been built"))
-    elif st.fts_docs is not None and st.fts_docs != len(st.live):
-        out.append(Problem("keyword-index-stale", f"the BM25 index holds {st.fts_docs} chunk(s), "
-                                                  f"DuckDB {len(st.live)}"))
+    elif st.keyword_ids is not None and set(st.keyword_ids) != {c for e, c in _trusted_chunks(st)}:
+        out.append(Problem("keyword-index-stale", f"the BM25 index holds {len(set(st.keyword_ids))} chunk(s), "
+                                                  f"DuckDB {len(set(_trusted_chunks(st)))} searchable ones"))
     return out
+
+
+def _trusted_chunks(st: _State) -> list[tuple[str, int]]:
+    return [(e, c) for e, ep in st.episodes.items() if ep["status"] in TRUSTED for c in st.chunks.get(e, [])]
 
 
 def _embeddings_problem(st: _State, eid: str, cids: list[int]) -> str | None:
@@ -265,8 +271,9 @@ def repair(home: str | Path) -> list[str]:
         n = pipe.store.fix_chunk_counts()
         if n:
             done.append(f"fixed the chunk count of {n} episode(s)")
-        if pipe.store.rebuild_fts() and kinds & {"keyword-index-missing", "keyword-index-stale"}:
-            done.append("rebuilt the keyword index")
+        if kinds & {"keyword-index-missing", "keyword-index-stale"} or pipe.keywords.damaged():
+            done.append(f"rebuilt the keyword index ({pipe.rebuild_keywords()} chunks)")
+        pipe.keywords.compact()
         pipe.vectors.compact()
         if not layout.config.exists():
             layout.save_config(pipe.config)

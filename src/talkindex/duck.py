@@ -1,14 +1,12 @@
-"""DuckDB plumbing shared by the Store: the reader keeper, the fts extension binary, bulk inserts.
+"""DuckDB plumbing shared by the Store: the reader keeper and bulk inserts.
 
 Kept apart from store.py so the schema owner reads as schema and statements only.
 """
 
 from __future__ import annotations
 
-import glob
 import threading
 import time
-from pathlib import Path
 
 import duckdb
 
@@ -18,9 +16,8 @@ import duckdb
 _OPEN_LOCK = threading.Lock()
 # A live process (Index.ask in a notebook or server) keeps one read-only DuckDB instance open for
 # READER_KEEP_S after its last query: every `duckdb.connect` then reuses the cached instance (and
-# its loaded fts extension): ~10 ms per question instead of ~100-300 ms to reopen the file and
-# reload fts. The shared lock it holds is released when idle, never taken while an ingest holds
-# home/ingest.lock, and dropped before this process opens the file read-write.
+# its caches): ~10 ms per question instead of ~100 ms to reopen the file. The shared lock it holds
+# is released when idle, never taken while an ingest holds home/ingest.lock, and dropped before this process opens the file read-write.
 READER_KEEP_S = 2.0
 _keepers: dict[str, list] = {}  # path -> [connection, last use (monotonic)]
 _closer: threading.Thread | None = None
@@ -57,27 +54,6 @@ def _close_idle_readers() -> None:
                 _drop_reader(path)
             if not _keepers:
                 return
-
-def fts_extension_path() -> str | None:
-    """The signed fts binary shipped by PyPI `duckdb-extension-fts` for this DuckDB version."""
-    try:
-        import duckdb_extension_fts
-    except ImportError:
-        return None
-    root = Path(duckdb_extension_fts.__file__).parent / "extensions"
-    exact = root / f"v{duckdb.__version__}" / "fts.duckdb_extension"
-    if exact.exists():
-        return str(exact)
-    found = glob.glob(str(root / "**" / "fts.duckdb_extension"), recursive=True)
-    return found[0] if found else None
-
-
-
-def _ext_dir(db_path: Path) -> str:
-    d = db_path.parent / "duckdb_extensions"
-    d.mkdir(parents=True, exist_ok=True)
-    return str(d).replace("'", "''")
-
 
 def _bulk(con, table: str, columns: dict[str, list]) -> None:
     """Insert columns through a registered numpy scan: executemany is ~100x slower in DuckDB."""

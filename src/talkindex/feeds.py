@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import email.utils
 import hashlib
+import html.entities
 import io
 import logging
 import math
@@ -21,6 +22,7 @@ import posixpath
 import re
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
+from xml.parsers import expat
 
 import feedparser
 import feedparser.mixin
@@ -54,8 +56,13 @@ _FEED_ROOT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(rss|feed|RDF)[\s>/]")
 _HTML_START = re.compile(rb"<(!doctype\s+html|html)[\s>]", re.IGNORECASE)
 _ISO_DATE = re.compile(r"(\d{4})(-|/|(?=\d{4}(?!\d)))(\d{2})\2(\d{2})")  # 2024-05-06, 2024/05/06, 20240506
 _ITEM_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s>/]")
+# Repairs for the commonest breakage: bare "&", HTML named entities (&nbsp;), control characters.
+_BARE_AMP = re.compile(rb"&(?!(?:#[0-9]+|#x[0-9A-Fa-f]+|[A-Za-z][A-Za-z0-9]*);)")
+_NAMED_REF = re.compile(rb"&([A-Za-z][A-Za-z0-9]*);")
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_CDATA = re.compile(rb"(<!\[CDATA\[.*?\]\]>)", re.DOTALL)
+_XML_REFS = frozenset({b"amp", b"lt", b"gt", b"quot", b"apos"})
 # What feedparser's loose (SGML) parser leaves undecoded in a guid, which a strict XML parse decodes.
-_LOOSE_BARE_REF = re.compile(r"&(?!(?:lt|gt|amp|quot|apos);)([A-Za-z0-9_]+);")
 _LOOSE_XML_REFS = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&amp;", "&"))
 _TRANSCRIPTS_KEY = "talkindex_transcripts"
 _CHAPTERS_KEY = "talkindex_chapters"
@@ -63,7 +70,7 @@ _CHAPTERS_KEY = "talkindex_chapters"
 
 def looks_like_feed(head: bytes) -> bool:
     """Content sniffing on the first bytes of a document: an RSS/Atom/RDF root element, not HTML."""
-    text = _strip_prolog_ws(head)
+    text = _strip_prolog_ws(head, keep_bom=False)
     if not text.startswith(b"<") or _HTML_START.match(text):
         return False
     return bool(_FEED_ROOT.search(text[:65536]))
@@ -119,11 +126,11 @@ def feed_episodes(data: bytes, feed_url: str, final_url: str, source: str, *,
         enc = _enclosure(entry)
         if enc is None:
             continue
-        enc_url = urljoin(final_url, enc)
+        enc_url = _join(final_url, enc)
         if not _allowed(enc_url):
             refused += 1
             log.warning("%s: skipping item %r: enclosure URL scheme not allowed (%s)", source, clip(title),
-                        clip(enc_url))
+                        clip(enc_url or enc))
             continue
         guid = _guid(entry, loose)
         ep_id = "rss-" + sha12(feed_url + "\n" + (guid or enc_url))
@@ -149,7 +156,10 @@ def feed_episodes(data: bytes, feed_url: str, final_url: str, source: str, *,
 
 
 def url_ext(url: str) -> str:
-    name = posixpath.basename(urlsplit(url).path)
+    try:
+        name = posixpath.basename(urlsplit(url).path)
+    except ValueError:  # "http://[not-an-ipv6/": urllib refuses it
+        return ""
     return name.rsplit(".", 1)[-1].lower() if "." in name else ""
 
 
@@ -167,7 +177,7 @@ def clip(s: str, n: int = 80) -> str:
 
 def _parse(data: bytes, content_type: str | None) -> Any:
     """feedparser over the bytes (never a path or URL); ValueError when nothing feed-like is there."""
-    data = _strip_prolog_ws(data)
+    data = _repair_if_broken(_strip_prolog_ws(data, keep_bom=True))  # feedparser reads a BOM as a charset hint
     items = sum(1 for _ in _ITEM_TAG.finditer(data))
     if items > MAX_ITEMS:
         raise ValueError(f"more than {MAX_ITEMS} items ({items})")
@@ -191,6 +201,36 @@ def _parse(data: bytes, content_type: str | None) -> Any:
     return parsed
 
 
+def _repair_if_broken(data: bytes) -> bytes:
+    """Escape bare "&", turn HTML named entities into numeric ones, drop control characters: only if not XML.
+
+    feedparser's loose parser would read "Q&A" as "Q&A;" and keep unknown entities as markup; after this
+    repair it reads such feeds exactly as a strict parser reads the fixed XML (and as the parser this
+    module replaced did). Works on the bytes, which is safe for every ASCII-compatible charset (trail bytes
+    of multi-byte charsets are never "&" or control bytes); CDATA sections are left alone.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:4]:
+        return data  # UTF-16/32: nothing to do on bytes
+    try:
+        parser = expat.ParserCreate()  # no namespaces (unbound prefixes are feedparser's business), no DTD fetch
+        parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        parser.Parse(data, True)
+        return data
+    except (expat.ExpatError, ValueError) as e:
+        log.debug("feed is not well-formed XML (%s); repairing entities before parsing", e)
+
+    def named(m: re.Match) -> bytes:
+        if m[1] in _XML_REFS:
+            return m[0]
+        cp = html.entities.name2codepoint.get(m[1].decode("ascii"))
+        return b"&#%d;" % cp if cp else b"&amp;" + m[0][1:]
+
+    def fix(part: bytes) -> bytes:
+        return _CONTROL.sub(b"", _NAMED_REF.sub(named, _BARE_AMP.sub(b"&amp;", part)))
+
+    return b"".join(p if p.startswith(b"<![CDATA[") else fix(p) for p in _CDATA.split(data))
+
+
 def _loose(exc: BaseException | None) -> bool:
     """True when feedparser fell back to its loose parser: the XML is broken or its charset unknown.
 
@@ -203,13 +243,14 @@ def _loose(exc: BaseException | None) -> bool:
 def _guid(entry: Any, loose: bool) -> str:
     """The guid/id text as a strict XML parse reads it, so ids do not change when a feed turns bozo.
 
-    The loose parser keeps XML entity references in ids ("a&amp;b") and turns a bare "&b=" into "&b;=".
+    Only a <guid>/<id> element counts (feedparser records "guidislink" for one): RSS 1.0's rdf:about,
+    which feedparser also reports as the id, never did. The loose parser keeps XML entity references in
+    ids ("a&amp;b"); bare "&" never reach it (see _repair_if_broken).
     """
     guid = entry.get("id")
-    if not isinstance(guid, str):
+    if not isinstance(guid, str) or not dict.__contains__(entry, "guidislink"):
         return ""
     if loose and "&" in guid:
-        guid = _LOOSE_BARE_REF.sub(r"&\1", guid)
         for ref, char in _LOOSE_XML_REFS:
             guid = guid.replace(ref, char)
     return guid.strip()
@@ -220,14 +261,14 @@ def _reason(exc: BaseException | None) -> str:
     return clip(msg or type(exc).__name__, 200)
 
 
-def _strip_prolog_ws(data: bytes) -> bytes:
-    """Blank lines before `<?xml` are common and make strict XML parsing fail; drop them (keep a BOM)."""
+def _strip_prolog_ws(data: bytes, keep_bom: bool) -> bytes:
+    """Blank lines before `<?xml` are common and make strict XML parsing fail; drop them."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data  # UTF-16: leave it to the XML parser
     bom = b""
     if data.startswith(b"\xef\xbb\xbf"):
         bom, data = data[:3], data[3:]
-    return bom + data.lstrip(b" \t\r\n")
+    return (bom if keep_bom else b"") + data.lstrip(b" \t\r\n")
 
 
 def _install_podcast_namespace() -> None:
@@ -277,10 +318,15 @@ def _title(entry: Any) -> str:
 
 
 def _enclosure(entry: Any) -> str | None:
-    """URL of the first playable enclosure (RSS enclosure / Atom rel=enclosure), else of an A/V media:content."""
+    """URL of the first playable enclosure (RSS, Atom rel=enclosure, RSS 1.0 enc:), else of an A/V media:content."""
     for enc in entry.get("enclosures") or []:
         url = (enc.get("href") or "").strip()
         if url and _playable_enclosure(url, (enc.get("type") or "").strip()):
+            return url
+    rdf = entry.get("enc_enclosure")  # RSS 1.0 <enc:enclosure rdf:resource= enc:type=>
+    if isinstance(rdf, dict):
+        url = (rdf.get("rdf:resource") or rdf.get("enc:url") or rdf.get("url") or "").strip()
+        if url and _playable_enclosure(url, (rdf.get("enc:type") or rdf.get("type") or "").strip()):
             return url
     for media in entry.get("media_content") or []:
         url = (media.get("url") or "").strip()
@@ -303,6 +349,14 @@ def _is_av(mime: str) -> bool:
     return "audio" in mime or "video" in mime
 
 
+def _join(base: str, url: str) -> str:
+    """urljoin, "" for URLs urllib cannot split (which _allowed then refuses)."""
+    try:
+        return urljoin(base, url)
+    except ValueError:
+        return ""
+
+
 def _allowed(url: str) -> bool:
     try:
         return urlsplit(url).scheme.lower() in ALLOWED_SCHEMES
@@ -314,7 +368,7 @@ def _link(entry: Any, base: str) -> str:
     """The item's web page: its first alternate link (not a guid feedparser promoted to a link)."""
     for link in entry.get("links") or []:
         if (link.get("rel") or "alternate") == "alternate" and link.get("href"):
-            url = urljoin(base, link["href"].strip())
+            url = _join(base, link["href"].strip())
             return url if _allowed(url) else ""
     return ""
 
@@ -351,7 +405,7 @@ def _transcripts(entry: Any, base: str, language: str) -> list[TranscriptRef]:
     refs: list[TranscriptRef] = []
     seen: set[str] = set()
     for attrs in _podcast_tags(entry, _TRANSCRIPTS_KEY, "podcast_transcript"):
-        url = urljoin(base, (attrs.get("url") or "").strip())
+        url = _join(base, (attrs.get("url") or "").strip())
         if not (attrs.get("url") or "").strip() or not _allowed(url) or url in seen:
             if attrs.get("url"):
                 log.debug("ignoring transcript URL %s", clip(url))
@@ -366,7 +420,7 @@ def _transcripts(entry: Any, base: str, language: str) -> list[TranscriptRef]:
 
 def _chapters_url(entry: Any, base: str) -> str:
     for attrs in _podcast_tags(entry, _CHAPTERS_KEY, "podcast_chapters"):
-        url = urljoin(base, (attrs.get("url") or "").strip())
+        url = _join(base, (attrs.get("url") or "").strip())
         if (attrs.get("url") or "").strip() and _allowed(url):
             return url
     return ""

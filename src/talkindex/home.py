@@ -92,6 +92,10 @@ class Layout:
         return self.home / "vectors"
 
     @property
+    def keywords(self) -> Path:
+        return self.home / "keywords"
+
+    @property
     def media(self) -> Path:
         return self.home / "media"
 

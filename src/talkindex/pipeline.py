@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import chunking, sources
+from .bm25 import KeywordIndex
 from .errors import ModelError, SourceError, TalkindexError
 from .home import ChunkOptions, IndexConfig, Layout, WriterLock
 from .records import TRUSTED, Episode, Status, Transcript
@@ -107,6 +108,7 @@ class Pipeline:
         self.store = Store(self.layout.db, writer=True)
         self.vectors = VectorIndex(self.layout.vectors)
         self.config = self._wanted_config(self.layout.load_config() if self.layout.config.exists() else None)
+        self.keywords = KeywordIndex(self.layout.keywords, self.config.keywords)
         self._transcriber = transcriber
         self._embedder = embedder
 
@@ -421,7 +423,7 @@ class Pipeline:
         texts = [c.text for c in chunks] + [s.text for s in sents]
         vecs = self.embedder.encode_passages(texts) if texts else np.zeros((0, 1), np.float32)
         chunk_vecs, sent_vecs = vecs[: len(chunks)], vecs[len(chunks):]
-        ids = self.store.save_chunks(episode_id, sents, chunks, self.config.embedder, self.config.keywords)
+        ids = self.store.save_chunks(episode_id, sents, chunks, self.config.embedder)
         path = self.layout.embeddings(episode_id)
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, chunk_ids=np.asarray(ids, np.int64), chunk_vecs=chunk_vecs.astype(np.float16),
@@ -429,6 +431,7 @@ class Pipeline:
         replace_durably(tmp, path)
         if ids:
             self.vectors.add(np.asarray(ids, np.int64), chunk_vecs, self.config.embedder)
+            self.keywords.add(ids, [c.text for c in chunks])
         self.store.mark_indexed([episode_id])
         return len(ids)
 
@@ -448,17 +451,29 @@ class Pipeline:
             msg = f"{self.layout.home}: {why}; rebuilt the vector index from stored embeddings ({n} vectors)"
             log.warning("%s", msg)
             self.progress("warning", message=msg)
+        why = self.keywords.damaged()
+        if why or not self.keywords.exists():
+            n = self.rebuild_keywords()
+            if why:
+                msg = f"{self.layout.home}: {why}; rebuilt it from the stored chunks ({n} chunks)"
+                log.warning("%s", msg)
+                self.progress("warning", message=msg)
         self.vectors.gc()
+        self.keywords.gc()
         for stale in self.layout.media.glob(".dl-*"):  # partial downloads of a killed run (we hold the lock)
             shutil.rmtree(stale, ignore_errors=True)
         live = self.store.live_chunk_ids()
         pending = self.store.transcribed_chunks()
         in_faiss = set(self.vectors.ids().tolist())
+        in_keywords = set(self.keywords.ids().tolist())
         if in_faiss - live:
             self.vectors.compact(live_ids=live)
+        if in_keywords - live:
+            self.keywords.compact(live_ids=live)
         done, redo = [], []
         for eid, cids in pending.items():
-            (done if cids and all(c in in_faiss for c in cids) else redo).append(eid)
+            ok = cids and all(c in in_faiss and c in in_keywords for c in cids)
+            (done if ok else redo).append(eid)
         self.store.mark_indexed(done)
         for eid in redo:
             try:
@@ -489,6 +504,12 @@ class Pipeline:
         self.store.requeue_indexed(redo)
         return int(len(ids))
 
+    def rebuild_keywords(self) -> int:
+        """The keyword index over every stored chunk (a home from before it existed, or damage)."""
+        ids, texts = self.store.chunk_texts()
+        self.keywords.rebuild(ids, texts)
+        return len(ids)
+
     def stored_embeddings(self, eid: str, cids: list[int], embedder: str | None):
         """(chunk ids, vectors) from episodes/<id>/embeddings.npz when they match DuckDB, else None."""
         try:
@@ -503,13 +524,15 @@ class Pipeline:
         return ids, vecs
 
     def finish(self) -> None:
-        """End of a run (also after Ctrl-C): keyword index, stale vectors dropped, compaction, ONNX export."""
-        self.store.rebuild_fts()
-        if self.opts.force:  # re-indexed episodes left vectors of their old chunks: drop them now
+        """End of a run (also after Ctrl-C): stale entries dropped, segments compacted, ONNX export."""
+        if self.opts.force:  # re-indexed episodes left entries of their old chunks: drop them now
             live = self.store.live_chunk_ids()
             if set(self.vectors.ids().tolist()) - live:
                 self.vectors.compact(live_ids=live)
+            if set(self.keywords.ids().tolist()) - live:
+                self.keywords.compact(live_ids=live)
         self.vectors.compact()
+        self.keywords.compact()
         if self._embedder is not None:
             self._export_query_encoder()
 

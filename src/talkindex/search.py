@@ -1,6 +1,6 @@
 """Question → ranked, answer-precise moments with deep links.
 
-Dense (FAISS, inner product) and keyword (DuckDB fts BM25) candidates are fused with reciprocal
+Dense (FAISS, inner product) and keyword (bm25.py segments) candidates are fused with reciprocal
 rank fusion; each hit's start is moved to the sentence inside the chunk that best matches the
 question, using the sentence vectors stored at ingest. Nothing here imports torch when an ONNX
 export of the query encoder exists (ingest writes one).
@@ -43,6 +43,8 @@ class SearchOptions:
     precise: bool = True  # move a hit's start to a sentence inside its window (see `start`)
     start: str = "best"  # best | before (one sentence of lead-in) | chunk — see start_sentence()
     episode_weight: float = 0.0  # dense score += weight × the episode's mean top-3 candidate similarity
+    reranker: str | None = None  # a cross-encoder name or path: re-scores the fused top `rerank_top` (online)
+    rerank_top: int = 20
 
 
 def deep_link(webpage_url: str, media_url: str, start: float, local: bool = False) -> str:
@@ -88,7 +90,7 @@ def highlight_terms(query: str) -> list[str]:
 
 
 class Searcher:
-    """Holds what a live process reuses between questions: encoder, FAISS segments, fts state."""
+    """Holds what a live process reuses between questions: encoder, FAISS and keyword segments."""
 
     def __init__(self, layout, store, vectors, config):
         self.layout = layout
@@ -96,6 +98,9 @@ class Searcher:
         self.vectors = vectors
         self.config = config  # home.IndexConfig: embedder and keyword tokeniser the index was built with
         self.embedder = config.embedder
+        from .bm25 import KeywordIndex
+
+        self.keywords = KeywordIndex(layout.keywords, config.keywords)
         self._encoder = None
         self._sent_cache: dict[str, tuple[float, np.ndarray]] = {}
 
@@ -140,7 +145,10 @@ class Searcher:
             cand = set(dense or ()) | set(kw or ())
             rows = self.store.chunk_rows(con, list(cand))
         sims = _SentenceSims(self._sentence_vectors, qvec)
-        ranked = rank_candidates(query, dense, kw, rows, sims, opts)
+        if opts.reranker:
+            ranked = rerank_stage(query, dense, kw, rows, sims, opts, self._cross_encoder(opts.reranker))
+        else:
+            ranked = rank_candidates(query, dense, kw, rows, sims, opts)
         hits = [self._hit(rows[r.chunk_id], r.score, r.chunk_id) for r in ranked]
         if opts.precise and qvec is not None:
             self._precise(hits, rows, {r.chunk_id: r.sentence for r in ranked})
@@ -148,38 +156,55 @@ class Searcher:
             h.rank = i
         return hits
 
-    def _filter(self, con, opts: SearchOptions) -> set[int] | None:
-        """Chunk ids allowed by --show/--since/--episode (None: no filter)."""
+    def _cross_encoder(self, name: str):
+        """A sentence-transformers CrossEncoder as a `rerank_stage` scorer, loaded once (needs torch, and
+        the hub when `name` is not a local directory)."""
+        cached = self.__dict__.setdefault("_rerankers", {})
+        if name not in cached:
+            from sentence_transformers import CrossEncoder
+
+            model = CrossEncoder(name, device="cpu")
+            cached[name] = lambda q, texts: [float(x) for x in model.predict([(q, t) for t in texts])]
+        return cached[name]
+
+    def _filter(self, con, opts: SearchOptions) -> Allowed | None:
+        """Chunk ids (and their episodes) allowed by --show/--since/--episode (None: no filter)."""
         if not (opts.show or opts.since or opts.episode):
             return None
-        return self.store.filtered_chunk_ids(con, opts.episode, opts.show, opts.since)
+        by_episode = self.store.filtered_chunks(con, opts.episode, opts.show, opts.since)
+        allowed = Allowed(c for ids in by_episode.values() for c in ids)
+        allowed.episodes = list(by_episode)
+        return allowed
 
-    def _dense(self, qvec: np.ndarray, opts: SearchOptions, allowed: set[int] | None) -> dict[int, float]:
-        n = opts.candidates if allowed is None else max(opts.candidates * 20, 1000)
-        scores, ids = self.vectors.search(qvec[None, :], n)
-        out = {}
-        for s, i in zip(scores[0], ids[0]):
-            if i >= 0 and (allowed is None or int(i) in allowed) and len(out) < opts.candidates:
-                out[int(i)] = float(s)
-        return out
+    def _dense(self, qvec: np.ndarray, opts: SearchOptions, allowed: Allowed | None) -> dict[int, float]:
+        """Dense candidates. With a filter they are exact: the allowed episodes' stored vectors are scored
+        directly (or, for filters spanning very many chunks, FAISS searches with an id selector), so a
+        filtered ask never misses a match that ranks below the unfiltered top candidates."""
+        if allowed is not None and len(allowed) <= EXACT_FILTER_MAX:
+            return self._dense_exact(qvec, opts, allowed)
+        scores, ids = self.vectors.search(qvec[None, :], opts.candidates,
+                                          allowed=None if allowed is None else np.fromiter(allowed, np.int64))
+        return {int(i): float(s) for s, i in zip(scores[0], ids[0]) if i >= 0}
+
+    def _dense_exact(self, qvec: np.ndarray, opts: SearchOptions, allowed: Allowed) -> dict[int, float]:
+        ids_l, sims_l = [], []
+        for eid in allowed.episodes:
+            got = self._episode_vectors(eid)
+            if got is None:
+                continue
+            ids, vecs = got
+            ids_l.append(ids)
+            sims_l.append(vecs.astype(np.float32) @ qvec)
+        if not ids_l:
+            return {}
+        ids, sims = np.concatenate(ids_l), np.concatenate(sims_l)
+        keep = np.fromiter((int(i) in allowed for i in ids), bool, count=len(ids))
+        ids, sims = ids[keep], sims[keep]
+        top = np.argsort(-sims)[: opts.candidates]
+        return {int(ids[i]): float(sims[i]) for i in top}
 
     def _keyword(self, con, query: str, opts: SearchOptions, allowed: set[int] | None) -> dict[int, float] | None:
-        if not self.store.fts_ready(con):
-            return None
-        from .keywords import keyword_text
-
-        if opts.keyword_field == "grams":
-            field, q = "grams", keyword_text(query, self.config.keywords)
-        else:
-            field, q = "text", query
-        if not q.strip():
-            return {}
-        rows = self.store.bm25(con, q, field, opts.candidates if allowed is None else 100_000)
-        out = {}
-        for cid, s in rows:
-            if (allowed is None or cid in allowed) and len(out) < opts.candidates:
-                out[int(cid)] = float(s)
-        return out
+        return dict(self.keywords.search(query, opts.candidates, allowed))
 
     def _hit(self, r: dict, score: float, cid: int) -> Hit:
         return Hit(
@@ -209,7 +234,8 @@ class Searcher:
                 h.link = deep_link(r["webpage_url"] or "", r["media_url"] or "", h.start, bool(r["local"]))
                 h.chapter = chapter_at(r.get("chapters"), h.start)
 
-    def _sentence_vectors(self, episode_id: str) -> np.ndarray | None:
+    def _stored(self, episode_id: str) -> dict | None:
+        """An episode's stored vectors (chunk ids, chunk and sentence vectors), cached until the file changes."""
         path = self.layout.embeddings(episode_id)
         try:
             mtime = path.stat().st_mtime
@@ -220,11 +246,29 @@ class Searcher:
             return cached[1]
         try:
             with np.load(path) as z:
-                sv = z["sent_vecs"]
-        except (OSError, KeyError, ValueError):
+                got = {"sent_vecs": z["sent_vecs"], "chunk_ids": z["chunk_ids"].astype(np.int64),
+                       "chunk_vecs": z["chunk_vecs"]}
+        except (OSError, KeyError, ValueError, EOFError):
             return None
-        self._sent_cache[episode_id] = (mtime, sv)
-        return sv
+        self._sent_cache[episode_id] = (mtime, got)
+        return got
+
+    def _sentence_vectors(self, episode_id: str) -> np.ndarray | None:
+        got = self._stored(episode_id)
+        return None if got is None else got["sent_vecs"]
+
+    def _episode_vectors(self, episode_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+        got = self._stored(episode_id)
+        return None if got is None else (got["chunk_ids"], got["chunk_vecs"])
+
+
+EXACT_FILTER_MAX = 200_000  # chunks: up to this many, a filtered dense search scores stored vectors exactly
+
+
+class Allowed(set):
+    """The chunk ids a filter allows, with the episodes they belong to."""
+
+    episodes: list[str]
 
 
 def _rrf(ranked: list[dict[int, float]], weights: list[float]) -> dict[int, float]:
@@ -310,6 +354,25 @@ def rank_candidates(query: str, dense: dict[int, float] | None, keyword: dict[in
     for cid, score in cands[: opts.k]:
         out.append(Ranked(cid, score, start_sentence(rows[cid], sims(rows[cid]), opts.start)))
     return out
+
+
+def rerank_stage(query: str, dense: dict[int, float] | None, keyword: dict[int, float] | None,
+                 rows: dict[int, dict], sims, opts: SearchOptions, scorer) -> list[Ranked]:
+    """Two-stage ranking: the fused top `opts.rerank_top` windows re-scored by `scorer(query, texts)`
+    (a cross-encoder, or a stronger bi-encoder), then deduplicated and cut to k as usual.
+
+    Why pluggable: the stronger model only ever sees rerank_top windows per question, so its cost does
+    not grow with the index; the benchmark plugs in mpnet cosine, `--reranker NAME` a cross-encoder."""
+    from dataclasses import replace
+
+    first = rank_candidates(query, dense, keyword, rows, sims, replace(opts, k=opts.rerank_top, dedupe=False))
+    if not first:
+        return []
+    scores = scorer(query, [rows[r.chunk_id]["text"] for r in first])
+    sub = {r.chunk_id: float(s) for r, s in zip(first, scores)}
+    # one retriever under RRF keeps the scorer's order whatever its scale (cross-encoder logits may be < 0)
+    return rank_candidates(query, sub, None, rows, sims, replace(opts, sentence_weight=0.0, episode_weight=0.0,
+                                                                 fusion="rrf"))
 
 
 def _sentence_mix(dense: dict[int, float], rows: dict[int, dict], sims, w: float) -> dict[int, float]:

@@ -187,13 +187,19 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 # -- the app ----------------------------------------------------------------------------------------
+def templates() -> Environment:
+    """The page templates; autoescaping everywhere (titles, transcripts and queries are untrusted)."""
+    env = Environment(loader=FileSystemLoader(str(WEB / "templates")), autoescape=select_autoescape(default=True))
+    env.filters["hms"] = lambda s: hms(s or 0)
+    env.filters["safe_url"] = safe_url
+    return env
+
+
 def create_app(home: str | Path | None = None, index: Index | None = None) -> FastAPI:
     """The ASGI app over `home` (or an already open `index`)."""
     index = index or Index(home)
     lock = threading.Lock()  # one question at a time through the shared Searcher (not thread-safe)
-    env = Environment(loader=FileSystemLoader(str(WEB / "templates")), autoescape=select_autoescape(default=True))
-    env.filters["hms"] = lambda s: hms(s or 0)
-    env.filters["safe_url"] = safe_url
+    env = templates()
     app = FastAPI(title="talkindex", version="1", docs_url=None, redoc_url=None,
                   description="Read-only search over an index of talks, podcasts and videos.")
     app.state.index = index

@@ -283,7 +283,7 @@ def download(episode: Episode, cache_dir: Path, *, max_bytes: int = 4 * 2**30,
             got = _download_direct(episode, tmp / name, max_bytes, progress, allow_private)
         else:
             got = ytdl.download(episode, tmp, name, max_bytes, progress, allow_private,
-                                label=label, origin=origin_of(episode))
+                                label=label, origin=origin_of(episode) if episode.extractor == "rss" else None)
         try:
             info = mediacache.verify(got)
         except ValueError as e:

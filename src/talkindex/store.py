@@ -27,14 +27,11 @@ from .duck import (
     _bulk,
     _dicts,
     _drop_reader,
-    _ext_dir,
     _keep_reader,
     _keepers,
-    fts_extension_path,
 )
 from .errors import BusyError, HomeError
 from .home import SCHEMA_VERSION, Layout, ingest_running
-from .keywords import keyword_text
 from .records import Chunk, Episode, Status, Transcript
 
 log = logging.getLogger("talkindex")
@@ -69,7 +66,7 @@ CREATE TABLE IF NOT EXISTS sentences (
 CREATE TABLE IF NOT EXISTS chunks (
     id BIGINT PRIMARY KEY, episode_id TEXT, idx INTEGER, start DOUBLE, "end" DOUBLE, text TEXT,
     quality DOUBLE, first_sentence INTEGER, last_sentence INTEGER,
-    grams TEXT  -- keyword terms (keywords.keyword_text): BM25 over these forgives ASR misspellings
+    grams TEXT  -- unused since the keyword index moved to bm25.py (kept for old homes)
 );
 ALTER TABLE chunks ADD COLUMN IF NOT EXISTS grams TEXT;
 ALTER TABLE episodes ADD COLUMN IF NOT EXISTS transcript_source TEXT;
@@ -210,8 +207,7 @@ class Store:
             )
             con.commit()
 
-    def save_chunks(self, episode_id: str, sentences: list, chunks: list[Chunk], embedder: str,
-                    keywords: str = "chargram-4-6") -> list[int]:
+    def save_chunks(self, episode_id: str, sentences: list, chunks: list[Chunk], embedder: str) -> list[int]:
         """Replace an episode's sentences and chunks; returns the new chunk ids.
 
         The episode stays 'transcribed' until its vectors are in the FAISS index too
@@ -234,7 +230,6 @@ class Store:
                 "text": [c.text for c in chunks], "quality": [c.quality for c in chunks],
                 "first_sentence": [c.first_sentence for c in chunks],
                 "last_sentence": [c.last_sentence for c in chunks],
-                "grams": [keyword_text(c.text, keywords) for c in chunks],
             })
             # Ids are never reused, so a stale FAISS entry can never point at somebody else's chunk.
             con.execute("INSERT OR REPLACE INTO meta VALUES ('next_chunk_id', ?)", [str(base + len(chunks))])
@@ -311,17 +306,6 @@ class Store:
                 "(SELECT count(*) FROM chunks c WHERE c.episode_id = episodes.id)").fetchone()
         return int(row[0]) if row and row[0] else 0
 
-    def rebuild_fts(self) -> bool:
-        """(Re)build the BM25 index over chunk text. Returns False when fts is unavailable."""
-        with self.connect() as con:
-            if not self._load_fts(con):
-                return False
-            con.execute(
-                "PRAGMA create_fts_index('chunks', 'id', 'text', 'grams', stemmer = 'porter', "
-                "stopwords = 'english', lower = 1, strip_accents = 1, overwrite = 1)"
-            )
-        return True
-
     @staticmethod
     def _delete_rows(con, episode_id: str, tables: tuple[str, ...]) -> None:
         for table in tables:
@@ -333,29 +317,6 @@ class Store:
         return row[0] if row else None
 
     # -- reader side ---------------------------------------------------------------------------
-    def _load_fts(self, con) -> bool:
-        path = fts_extension_path()
-        try:
-            if path:
-                con.execute(f"SET extension_directory = '{_ext_dir(self.path)}'")
-                try:  # installed once per home; INSTALL (a file copy + signature check) only when missing
-                    con.execute("LOAD fts")
-                    return True
-                except duckdb.Error:
-                    con.execute(f"INSTALL '{path}'")
-            con.execute("LOAD fts")
-            return True
-        except duckdb.Error as e:  # no fts binary for this duckdb version / platform
-            log.warning("keyword search unavailable (duckdb fts extension): %s", str(e).splitlines()[0])
-            return False
-
-    def fts_ready(self, con) -> bool:
-        """True when the BM25 index exists and the extension loads (readers call this per query)."""
-        has = con.execute(
-            "SELECT 1 FROM duckdb_schemas() WHERE schema_name = 'fts_main_chunks'"
-        ).fetchone()
-        return bool(has) and self._load_fts(con)
-
     def episodes(self, status: str | None = None) -> list[dict]:
         with self.connect(read_only=True) as con:
             sql = (
@@ -380,6 +341,18 @@ class Store:
     def statuses(self) -> dict[str, str]:
         with self.connect(read_only=True) as con:
             return dict(con.execute("SELECT id, status FROM episodes").fetchall())
+
+    def chunk_texts(self, episode_ids: list[str] | None = None) -> tuple[list[int], list[str]]:
+        """(chunk ids, texts) of trusted episodes (all, or these): what the keyword index is built from."""
+        sql = ("SELECT c.id, c.text FROM chunks c JOIN episodes e ON e.id = c.episode_id "
+               "WHERE e.status IN ('transcribed', 'indexed')")
+        args: list = []
+        if episode_ids is not None:
+            sql += " AND list_contains(?, e.id)"
+            args.append(episode_ids)
+        with self.connect(read_only=True) as con:
+            rows = con.execute(sql + " ORDER BY c.id", args).fetchall()
+        return [r[0] for r in rows], [r[1] for r in rows]
 
     def has_indexed(self) -> bool:
         with self.connect(read_only=True) as con:
@@ -409,13 +382,9 @@ class Store:
                 chunks.setdefault(eid, []).append(int(cid))
             n_segments = dict(con.execute("SELECT episode_id, count(*) FROM segments GROUP BY 1").fetchall())
             nxt = self._get(con, "next_chunk_id")
-            has_fts = con.execute(
-                "SELECT 1 FROM information_schema.tables WHERE table_schema = 'fts_main_chunks' "
-                "AND table_name = 'docs'").fetchone()
-            fts_docs = con.execute("SELECT count(*) FROM fts_main_chunks.docs").fetchone()[0] if has_fts else None
             return {"episodes": episodes, "chunks": chunks, "n_segments": n_segments,
                     "embedder": self._get(con, "embedder"),
-                    "next_chunk_id": int(nxt) if nxt and str(nxt).isdigit() else None, "fts_docs": fts_docs}
+                    "next_chunk_id": int(nxt) if nxt and str(nxt).isdigit() else None}
 
     def transcript_rows(self, eid: str) -> tuple[Transcript | None, Episode | None]:
         """An episode's transcript rebuilt from the segment and word rows (a lost transcript.json)."""
@@ -483,8 +452,9 @@ class Store:
         ).fetchall()
         return {(e, i): (st, spk) for e, i, st, spk in rows}
 
-    def filtered_chunk_ids(self, con, episode: str | None, show: str | None, since: str | None) -> set[int]:
-        """Chunk ids of indexed episodes passing the filters; NotFoundError names an unknown episode/show."""
+    def filtered_chunks(self, con, episode: str | None, show: str | None, since: str | None) -> dict[str, list[int]]:
+        """Chunk ids by episode, of indexed episodes passing the filters; NotFoundError names an unknown
+        episode or show."""
         from .errors import NotFoundError
 
         where, args = ["e.status = 'indexed'"], []
@@ -501,29 +471,6 @@ class Store:
         if since:
             where.append("e.published >= TRY_CAST(? AS DATE)")
             args.append(since)
-        sql = "SELECT c.id FROM chunks c JOIN episodes e ON e.id = c.episode_id WHERE " + " AND ".join(where)
-        return {r[0] for r in con.execute(sql, args).fetchall()}
-
-    def bm25(self, con, query_terms: str, field: str, limit: int) -> list[tuple[int, float]]:
-        return con.execute(BM25_SQL, [query_terms, field, limit]).fetchall()
-
-
-# BM25 over the fts extension's own tables, scored once for the matching documents only. Same formula
-# and statistics as fts_main_chunks.match_bm25 (k1 = 1.2, b = 0.75), which as a per-row macro would
-# recompute the scores for every chunk row.
-BM25_SQL = """
-WITH tokens AS (SELECT DISTINCT stem(unnest(fts_main_chunks.tokenize(?)), 'porter') AS t),
-qterms AS (SELECT d.termid, d.df FROM fts_main_chunks.dict d JOIN tokens ON d.term = tokens.t),
-fieldids AS (SELECT fieldid FROM fts_main_chunks.fields WHERE field = ?),
-tf AS (SELECT docid, termid, count(*) AS tf FROM fts_main_chunks.terms
-       WHERE termid IN (SELECT termid FROM qterms) AND fieldid IN (SELECT fieldid FROM fieldids)
-       GROUP BY docid, termid),
-st AS (SELECT num_docs, avgdl FROM fts_main_chunks.stats)
-SELECT docs.name AS id,
-       sum(log((st.num_docs - q.df + 0.5) / (q.df + 0.5) + 1)
-           * tf.tf * 2.2 / (tf.tf + 1.2 * (0.25 + 0.75 * docs.len / st.avgdl))) AS score
-FROM tf JOIN qterms q USING (termid) JOIN fts_main_chunks.docs docs ON docs.docid = tf.docid, st
-GROUP BY docs.name ORDER BY score DESC LIMIT ?
-"""
-
-
+        sql = ("SELECT c.episode_id, list(c.id) FROM chunks c JOIN episodes e ON e.id = c.episode_id WHERE "
+               + " AND ".join(where) + " GROUP BY c.episode_id")
+        return {e: ids for e, ids in con.execute(sql, args).fetchall()}

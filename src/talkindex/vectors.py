@@ -308,9 +308,16 @@ class VectorIndex:
                 continue
         return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
 
-    def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, ids) per query row, merged over segments; ids -1 pad short results."""
+    def search(self, q: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, ids) per query row, merged over segments; ids -1 pad short results.
+
+        `allowed` (chunk ids) is applied inside each segment's search (a FAISS id selector), not after it."""
         q = np.ascontiguousarray(np.atleast_2d(q), dtype=np.float32)
+        params = None
+        if allowed is not None:
+            faiss = _faiss()
+            sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            params = faiss.SearchParameters(sel=sel)
         all_s, all_i = [], []
         with _threads(1 if len(q) <= SMALL_QUERY else 0):
             for s in self.manifest()["segments"]:
@@ -324,7 +331,7 @@ class VectorIndex:
                         log.warning("skipping unreadable vector segment %s (%s); run `talkindex doctor --repair`",
                                     s["file"], str(e).splitlines()[0][:120])
                     continue
-                sc, ix = index.search(q, min(k, s["n"]))
+                sc, ix = index.search(q, min(k, s["n"]), params=params) if params else index.search(q, min(k, s["n"]))
                 all_s.append(sc)
                 all_i.append(ix)
         if not all_s:

@@ -144,7 +144,9 @@ class _TooBig(Exception):
 
 def download(ep: Episode, tmp: Path, name: str, max_bytes: int, progress, allow_private: bool | None, *,
              label: str, origin: net.Origin | None) -> Path:
-    """Download a page's media with yt-dlp into tmp/<name>.<ext> (the caller verifies and caches it)."""
+    """Download a page's media with yt-dlp into tmp/<name>.<ext> (the caller verifies and caches it).
+
+    origin: the Origin of the document that named ep.media_url (a feed), or None for a typed page."""
     import yt_dlp
     from yt_dlp.postprocessor.common import PostProcessor
 
@@ -156,8 +158,8 @@ def download(ep: Episode, tmp: Path, name: str, max_bytes: int, progress, allow_
         def run(self, info):
             formats = info.get("requested_formats") or [info]
             chain = [origin or net.PUBLIC]
-            if typed.scheme in ("http", "https") and typed.hostname:  # a typed page: held to its host's class
-                try:
+            if origin is None and typed.scheme in ("http", "https") and typed.hostname:
+                try:  # a page the user typed: its media is held to the page host's class
                     chain = net.origins_of(typed.hostname)
                 except OSError:
                     chain = [net.PUBLIC]
