@@ -21,10 +21,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from talkindex import net
 
-from talkindex import net  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 ADDRS = ("10.77.0.1", "192.168.77.1", "169.254.169.254")
 
@@ -69,21 +68,35 @@ def test_check_every_address_and_allow_private():
 
 def test_guard_connects_to_the_vetted_address(monkeypatch):
     """The name is resolved once, inside the connection: what was checked is what is connected to."""
+
+    class _H(BaseHTTPRequestHandler):
+        def log_message(self, format, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    port = srv.server_address[1]
     calls = []
-    real = socket.getaddrinfo
 
-    def fake(host, port, *a, **kw):
+    def rebinding(host, p, *a, **kw):  # first answer loopback (allowed here), then TEST-NET (never reached)
         calls.append(host)
-        if host == "rebind.test":  # a rebinding resolver would answer 127.0.0.1 the second time
-            return real("127.0.0.1", port, *a, **kw) if len(calls) > 1 else real("93.184.216.34", port, *a, **kw)
-        return real(host, port, *a, **kw)
+        ip = "127.0.0.1" if len(calls) == 1 else "192.0.2.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, p or 80))]
 
-    monkeypatch.setattr(socket, "getaddrinfo", fake)
-    # first (and only) resolution gives a public address; connecting there fails fast in the test
-    # sandbox or is refused -- but the guard never resolves again, so 127.0.0.1 is never reached.
-    with pytest.raises(Exception):  # noqa: B017 - any network error; the point is the call count
-        net.fetch("http://rebind.test:9/x", origin=net.PUBLIC, max_bytes=100, timeout=0.3, allow_private=False)
-    assert calls == ["rebind.test"]
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    try:
+        body, _, _ = net.fetch(f"http://rebind.test:{port}/", origin=net.Origin("127.0.0.1"), max_bytes=10,
+                               timeout=3, allow_private=False)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert body == b"ok" and calls == ["rebind.test"]
 
 
 def test_loopback_name_from_public_document_refused_before_connecting(monkeypatch):

@@ -136,3 +136,43 @@ def check_embedder_name(name: str) -> None:
         raise ModelError(f"--embedder {name}: no such directory")
     if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name):
         raise ModelError(f"--embedder {name!r}: not a model name, hub id or directory")
+
+
+def export_dir(name: str) -> Path:
+    """Where the ONNX export of embedder `name` lives: one per machine (user cache), shared by every home,
+    keyed by the model's resolved location so two models of one name never share an export."""
+    import hashlib
+    import os
+
+    from platformdirs import user_cache_dir
+
+    root = Path(os.environ.get("TALKINDEX_CACHE") or user_cache_dir("talkindex", appauthor=False))
+    tag = hashlib.sha1(resolve_embedder(name).encode()).hexdigest()[:10]
+    return root / "onnx" / f"{embedder_key(name)}-{tag}"
+
+
+class OnnxEmbedder:
+    """Passages and queries through the ONNX export: ingest then needs no torch at all (seconds saved
+    on every run, and less memory). Same vectors as sentence-transformers (cosine ≥ 0.9999, tested)."""
+
+    def __init__(self, name: str, encoder):
+        self.name = name
+        self.encoder = encoder
+        self.dim = encoder.dim
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        pre = _prefix(PASSAGE_PREFIXES, self.name)
+        return self.encoder.encode([pre + t for t in texts], batch_size=64, query=False)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self.encoder.encode(texts)
+
+
+def onnx_embedder(name: str) -> OnnxEmbedder | None:
+    """The torch-free embedder for `name` when this machine has its export, else None."""
+    try:
+        from .onnx_encoder import load_query_encoder
+    except ImportError:
+        return None
+    enc = load_query_encoder(export_dir(name))
+    return OnnxEmbedder(name, enc) if enc is not None else None

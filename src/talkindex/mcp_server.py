@@ -75,7 +75,7 @@ def build_server(home: str | Path | None = None, index: Index | None = None) -> 
             raise ToolError(str(e)) from None
         lo = start if start is not None else float("-inf")
         hi = end if end is not None else float("inf")
-        lines = [f"[{hms(s.start)}] " + (f"{s.speaker}: " if s.speaker else "") + s.text.strip()
+        lines = [f"[{hms(s.start)}] " + (f"{s.speaker}: " if getattr(s, "speaker", "") else "") + s.text.strip()
                  for s in t.segments if s.end > lo and s.start < hi]
         return "\n".join(lines) if lines else f"(no speech between {hms(max(lo, 0))} and {hms(min(hi, t.duration))})"
 

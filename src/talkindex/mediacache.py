@@ -61,8 +61,8 @@ def verify(path: Path) -> dict:
         raise ValueError(f"ffprobe failed: {e}") from None
     if out.returncode != 0:
         lines = out.stderr.decode("utf-8", "replace").strip().splitlines()
-        msg = lines[-1].replace("file:" + str(path), "file").replace(str(path), "file") if lines else ""
-        raise ValueError(line(msg or "ffprobe could not read it", 160))
+        msg = lines[-1].replace("file:" + str(path), "").replace(str(path), "").lstrip(": ") if lines else ""
+        raise ValueError(line(f"ffprobe: {msg or 'cannot read it'}", 160))
     try:
         info = json.loads(out.stdout)
     except ValueError:

@@ -180,8 +180,10 @@ class OnnxQueryEncoder:
         )
         self._input_names = [i.name for i in self._session.get_inputs()]
 
-    def encode(self, texts: list[str], normalize: bool = True, batch_size: int = 32) -> np.ndarray:
-        """Embed `texts` (the model's query prompt is prepended) as float32 (n, dim).
+    def encode(self, texts: list[str], normalize: bool = True, batch_size: int = 32,
+               query: bool = True) -> np.ndarray:
+        """Embed `texts` as float32 (n, dim): queries get the model's query prompt, passages
+        (`query=False`, used at ingest instead of torch) none.
 
         Rows are L2-normalised when `normalize` is true or the model ends in a Normalize module.
         """
@@ -190,18 +192,20 @@ class OnnxQueryEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        prompted = [self._prompt + t for t in texts] if self._prompt else list(texts)
+        prompt = self._prompt if query else ""
+        plen = self._prompt_length if query else 0
+        prompted = [prompt + t for t in texts] if prompt else list(texts)
         # Like sentence-transformers: batch by length so short queries are not padded to long ones.
         order = sorted(range(len(prompted)), key=lambda i: -len(prompted[i]))
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            out[idx] = self._encode_batch([prompted[i] for i in idx])
+            out[idx] = self._encode_batch([prompted[i] for i in idx], plen)
         if normalize or self._model_normalizes:
             norms = np.linalg.norm(out, axis=1, keepdims=True)
             out /= np.maximum(norms, 1e-12)
         return out
 
-    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+    def _encode_batch(self, texts: list[str], prompt_length: int) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(texts)
         arrays = {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
@@ -210,7 +214,7 @@ class OnnxQueryEncoder:
         }
         feed = {name: arrays[name] for name in self._input_names}
         hidden = self._session.run(None, feed)[0].astype(np.float32, copy=False)
-        return _pool(hidden, arrays["attention_mask"], self._modes, self._prompt_length)
+        return _pool(hidden, arrays["attention_mask"], self._modes, prompt_length)
 
 
 def load_query_encoder(export_dir: Path, threads: int | None = None) -> OnnxQueryEncoder | None:

@@ -133,10 +133,11 @@ class Pipeline:
 
     @property
     def embedder(self):
+        """The ONNX export when this machine has one (no torch import), else sentence-transformers."""
         if self._embedder is None:
-            from .embedding import Embedder
+            from .embedding import Embedder, onnx_embedder
 
-            self._embedder = Embedder(self.config.embedder)
+            self._embedder = onnx_embedder(self.config.embedder) or Embedder(self.config.embedder)
         return self._embedder
 
     @property
@@ -537,11 +538,11 @@ class Pipeline:
             self._export_query_encoder()
 
     def _export_query_encoder(self) -> None:
-        """Cache an ONNX copy of the query encoder so `ask` needs no torch."""
-        from .embedding import embedder_key
+        """Export the embedder to ONNX once per machine, so `ask` (and later ingests) need no torch."""
+        from .embedding import Embedder, export_dir
 
-        out = self.layout.query_encoder(embedder_key(self.config.embedder))
-        if (out / "meta.json").exists():
+        out = export_dir(self.config.embedder)
+        if not isinstance(self._embedder, Embedder) or (out / "meta.json").exists():
             return
         try:
             from .onnx_encoder import export_query_encoder

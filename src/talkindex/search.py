@@ -111,13 +111,14 @@ class Searcher:
         return self._encoder(queries)
 
     def _load_encoder(self):
-        from .embedding import embedder_key
+        from .embedding import embedder_key, export_dir
 
-        export = self.layout.query_encoder(embedder_key(self.embedder))
+        export = export_dir(self.embedder)
         try:
             from .onnx_encoder import load_query_encoder
 
-            enc = load_query_encoder(export)
+            enc = load_query_encoder(export) or load_query_encoder(self.layout.query_encoder(
+                embedder_key(self.embedder)))  # homes made before exports were shared
         except ImportError:
             enc = None
         if enc is not None:
