@@ -4,8 +4,9 @@ Transcribing is the slow part, so each set is ingested once per ASR model into a
 (`--homes`, default /work/cache/homes/<set>-<model>; made with the real pipeline when missing). Every
 configuration is then evaluated in memory from the stored transcripts: re-chunked with
 `talkindex.chunking`, re-embedded (vectors cached on disk per (embedder, text)), dense candidates by
-exact cosine (what FAISS "Flat" returns at this size), keyword candidates by the product's BM25 SQL over
-an in-memory DuckDB fts index, and ranked by `talkindex.search.rank_candidates`, the product's own
+exact cosine (what FAISS "Flat" returns at this size), keyword candidates by the product's keyword
+index (`talkindex.bm25.KeywordIndex`, one segment per episode as ingest writes; the DuckDB fts SQL
+where that module is absent), and ranked by `talkindex.search.rank_candidates`, the product's own
 ranking code. Scoring is `talkindex.evaluate` (a hit: right episode, overlapping the answer ±1 sentence).
 
     python benchmarks/bench_retrieval.py SET_DIR [SET_DIR ...] [--homes DIR] [--only NAME ...] [--json OUT]
@@ -171,8 +172,24 @@ class SetIndex:
         self.chunk_vecs = cache.encode(c.embedder, texts)
         self.rerank_vecs = cache.encode(c.rerank, texts) if c.rerank else None
         self.numbers = c.numbers
-        self.con = duckdb.connect(":memory:")
-        self._fts(texts)
+        self.kwi = None
+        try:  # the product's keyword index (talkindex.bm25), built in a scratch dir
+            if c.numbers:
+                raise ImportError("numbers lever: digit tokens need the DuckDB path below")
+            import tempfile
+
+            from talkindex.bm25 import KeywordIndex
+
+            self._tmp = tempfile.TemporaryDirectory(prefix="bench-kw-")
+            self.kwi = KeywordIndex(Path(self._tmp.name))
+            by_ep: dict[str, list[int]] = {}
+            for cid, r in self.rows.items():
+                by_ep.setdefault(r["episode_id"], []).append(cid)
+            for ids in by_ep.values():  # one segment per episode, as ingest writes them
+                self.kwi.add(ids, [self.rows[i]["text"] for i in ids])
+        except ImportError:
+            self.con = duckdb.connect(":memory:")
+            self._fts(texts)
 
     def _fts(self, texts: list[str]) -> None:
         path = _fts_binary()
@@ -203,7 +220,9 @@ class SetIndex:
                 sims = self.chunk_vecs @ qv
                 top = np.argsort(-sims)[: opts.candidates]
                 dense = {int(i): float(sims[i]) for i in top}
-            if opts.mode in ("hybrid", "keyword"):
+            if opts.mode in ("hybrid", "keyword") and self.kwi is not None:
+                kw = dict(self.kwi.search(q["query"], opts.candidates))
+            elif opts.mode in ("hybrid", "keyword"):
                 field = opts.keyword_field
                 qt = self._kw(q["query"]) if field == "grams" else q["query"]
                 kw = {int(i): float(s) for i, s in self.con.execute(BM25_SQL, [qt, field, opts.candidates]).fetchall()}
@@ -259,9 +278,10 @@ def _row(q: dict, hits: list[dict], truth: dict, episode_of: dict, set_name: str
 
 
 # -- the configurations measured -----------------------------------------------------------------
-# Levers, each applied alone on top of the base (`--base key=value ...`; empty = the pre-issue-12 defaults:
-# hybrid, keyword 0.15, sentence 0.7, dedupe, 45-word windows, MiniLM, tiny.en).
+# Levers, each applied alone on top of the base (`--base key=value ...`; empty = today's SearchOptions
+# defaults: hybrid, keyword 0.15, sentence 0.7, episode prior 0.6, dedupe, 45-word windows, MiniLM, tiny.en).
 LEVERS: dict[str, dict] = {
+    "old defaults (pre issue 12)": {"episode_weight": 0.0},
     "dense only": {"mode": "dense"},
     "keyword 0": {"keyword_weight": 0.0},
     "keyword 0.3": {"keyword_weight": 0.3},
@@ -336,7 +356,7 @@ def main() -> None:
     args = ap.parse_args()
     base = _parse_base(args.base)
     confs = configs(base)
-    print(f"base: {base or 'pre-issue-12 defaults'}")
+    print(f"base: {base or 'current defaults'}")
     cache = EmbedCache(CACHE / "emb")
     memo: dict = {}
     names = [n for n in confs if not args.only or n in args.only or n == "base"]

@@ -98,6 +98,17 @@ def cold_cli(home: Path, question: str, reps: int) -> list[float]:
     return out[1:]
 
 
+def query_encoder_home(given: Path | None) -> Path | None:
+    """A home to copy query_encoder/ from, or None when the machine-wide ONNX export will be found."""
+    if given is None:
+        from talkindex.embedding import export_dir
+        from talkindex.home import DEFAULT_EMBEDDER
+
+        if any(export_dir(DEFAULT_EMBEDDER).glob("*.onnx")):
+            return None
+    return encoder_home(given)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--chunks", type=int, default=400, help="synthetic index size (400 ~ 1 hour of audio)")
@@ -108,10 +119,9 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
-    enc = encoder_home(a.encoder_home)
     with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
         home = Path(tmp) / "home"
-        build_home(home, a.chunks, encoder_from=enc, log=lambda *x: None)
+        build_home(home, a.chunks, encoder_from=query_encoder_home(a.encoder_home), log=lambda *x: None)
         qs = queries(home, a.requests + 10)
         paths = [f"/api/ask?q={quote_plus(q)}&k=5" for q in qs]
         srv = Server(home)

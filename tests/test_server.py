@@ -344,3 +344,27 @@ def test_chapter_and_speaker_render_escaped_when_known():
         lines=[{"i": 0, "seg": seg, "heading": "Intro <3"}], current=0,
         transcript=type("T", (), {"source": "captions", "model": ""})(), formats=("txt",))
     assert "Intro &lt;3" in html and "Bob:" in html and "&lt;script&gt;x" in html and 'class="sentence current"' in html
+
+
+def test_player_choice(tmp_path):
+    """YouTube plays in its iframe player; cached/local files from /media; other remote media from their URL."""
+    from talkindex.server import player
+
+    local = tmp_path / "talk.mp4"
+    local.write_bytes(b"x")
+
+    class Idx:  # stands in for Index: only media_path is consulted
+        def media_path(self, eid):
+            return local if eid == "has-file" else None
+
+    yt = player(Idx(), {"id": "yt", "webpage_url": "https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=3", "media_url": ""})
+    assert yt == {"kind": "youtube", "src": "https://www.youtube-nocookie.com/embed/dQw4w9WgXcQ"}
+    short = player(Idx(), {"id": "s", "webpage_url": "https://youtu.be/dQw4w9WgXcQ", "media_url": ""})
+    assert short["kind"] == "youtube"
+    bad = player(Idx(), {"id": "b", "webpage_url": "https://youtube.com/watch?v=%22onload%3D", "media_url": ""})
+    assert bad["kind"] == "none"
+    assert player(Idx(), {"id": "has-file", "webpage_url": "", "media_url": "https://x.test/a.mp4"}) == {
+        "kind": "video", "src": "/media/has-file"}
+    assert player(Idx(), {"id": "r", "webpage_url": "", "media_url": "https://x.test/ep.mp3?x=1"}) == {
+        "kind": "audio", "src": "https://x.test/ep.mp3?x=1"}
+    assert player(Idx(), {"id": "f", "webpage_url": "", "media_url": "file:///etc/passwd"})["kind"] == "none"

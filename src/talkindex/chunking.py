@@ -8,17 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .home import ChunkOptions
 from .records import Chunk, Segment, Transcript
 
 _END = (".", "?", "!", "…")
-
-
-@dataclass
-class ChunkOptions:
-    max_words: int = 45  # a window closes once it holds this many words … (devset-tuned, see README)
-    max_seconds: float = 40.0  # … or spans this long
-    overlap_sentences: int = 1  # sentences shared by consecutive windows
-    max_sentence_words: int = 40  # unpunctuated speech is cut into pseudo-sentences of this size
 
 
 @dataclass
@@ -29,6 +22,7 @@ class Sentence:
     text: str
     n_words: int
     quality: float
+    speaker: str = ""  # of the segment the sentence starts in (VTT voices, JSON speakers)
 
 
 def segment_quality(s: Segment) -> float:
@@ -50,16 +44,21 @@ def sentences(transcript: Transcript, opts: ChunkOptions | None = None) -> list[
     buf: list[tuple[float, float, str]] = []
     qual: list[float] = []
 
+    speaker = [""]
+
     def flush() -> None:
         if buf:
             text = "".join(t for _, _, t in buf).strip()
             if text:
                 q = min(qual) if qual else 1.0
-                out.append(Sentence(len(out), buf[0][0], buf[-1][1], text, len(buf), q))
+                out.append(Sentence(len(out), buf[0][0], buf[-1][1], text, len(buf), q, speaker[0]))
             buf.clear()
             qual.clear()
 
     for seg in transcript.segments:
+        if seg.speaker != speaker[0]:  # a new speaker starts a new sentence
+            flush()
+            speaker[0] = seg.speaker
         q = segment_quality(seg)
         words = seg.words or _pseudo_words(seg)
         for w in words:

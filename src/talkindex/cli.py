@@ -35,13 +35,27 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what happ
 _VERBOSE = False
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is now (in-process runners swap it), escaping remote text."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def _setup_logging(verbose: bool) -> None:
     global _VERBOSE
     _VERBOSE = _VERBOSE or verbose
     log = logging.getLogger("talkindex")
-    if not log.handlers:
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("talkindex: %(message)s"))
+    if not any(isinstance(h, _Stderr) for h in log.handlers):
+        from .textsafe import SafeFormatter
+
+        h = _Stderr()
+        h.setFormatter(SafeFormatter("talkindex: %(message)s"))
         log.addHandler(h)
     log.setLevel(logging.INFO if verbose else logging.WARNING)
 
@@ -120,6 +134,10 @@ def ingest(
             inputs, errors = read_urls_file(Path(urls))
         for e in errors:
             _say("error", str(e))
+        if allow_private_urls:
+            from .net import set_allow_private
+
+            set_allow_private(True)  # also for batch workers this process starts
         opts = IngestOptions(model=model, device=device, compute_type=compute_type, batch_size=batch_size,
                              beam_size=beam_size, embedder=embedder, force=force, max_duration=max_duration,
                              captions=captions, allow_private_urls=allow_private_urls)
@@ -165,17 +183,17 @@ def list_(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     from rich.table import Table
 
     from .formats import hms
-    from .textsafe import term
+    from .textsafe import line
 
     t = Table(box=None)
     for col in ("id", "title", "show", "date", "duration", "status", "chunks", "source"):
         t.add_column(col, overflow="fold", max_width=60 if col == "title" else None)
     src = {"publisher": "pub", "captions": "cc", "auto-captions": "auto-cc", "asr": "asr"}
     for e in eps:
-        status = e["status"] + (f" ({term(e['error'])[:80]})" if e["error"] else "")
+        status = e["status"] + (f" ({line(e['error'], 80)})" if e["error"] else "")
         if e.get("note"):
-            status += f" [{term(e['note'])[:60]}]"
-        t.add_row(e["id"], term(e["title"] or "")[:120], term(e["show"] or "")[:40], e["published"] or "",
+            status += f" [{line(e['note'], 60)}]"
+        t.add_row(e["id"], line(e["title"] or "", 120), line(e["show"] or "", 40), e["published"] or "",
                   hms(e["duration"]) if e["duration"] else "", status, str(e["chunks"] or 0),
                   src.get(e.get("transcript_source") or "", ""))
     Console(markup=False, highlight=False).print(t)
@@ -200,7 +218,7 @@ def transcript(
     if format != "json" and sys.stdout.isatty():
         from .textsafe import term
 
-        text = "\n".join(term(line) for line in text.split("\n"))
+        text = "\n".join(term(row) for row in text.split("\n"))
     sys.stdout.write(text)
 
 

@@ -27,11 +27,15 @@ def render(t: Transcript, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(asdict(t), ensure_ascii=False, indent=1)
     if fmt == "txt":
-        return "\n".join(s.text for s in t.segments) + ("\n" if t.segments else "")
+        return "\n".join((f"{s.speaker}: " if s.speaker else "") + s.text for s in t.segments) + (
+            "\n" if t.segments else "")
     sep = "," if fmt == "srt" else "."
     out = [] if fmt == "srt" else ["WEBVTT", ""]
     for i, s in enumerate(t.segments, 1):
         text = s.text.replace("-->", "->") or "…"
+        if s.speaker:  # VTT voice tags; SRT has none, so the name leads the text
+            name = s.speaker.replace(">", "").replace("\n", " ")
+            text = f"<v {name}>{text}" if fmt == "vtt" else f"{name}: {text}"
         if fmt == "srt":
             out.append(str(i))
         out.append(f"{timestamp(s.start, sep)} --> {timestamp(max(s.end, s.start + 0.001), sep)}")

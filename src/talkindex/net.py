@@ -338,7 +338,8 @@ class Response:
         self._resp = resp
         self._watch = watch
         self.url: str = resp.geturl()
-        self.content_type: str = (resp.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        self.raw_content_type: str = resp.headers.get("Content-Type") or ""  # with its charset (feeds need it)
+        self.content_type: str = self.raw_content_type.split(";")[0].strip().lower()
         try:
             self.length: int | None = int(resp.headers.get("Content-Length") or "")
         except ValueError:

@@ -27,10 +27,11 @@ import numpy as np
 from . import chunking, sources
 from .bm25 import KeywordIndex
 from .errors import ModelError, SourceError, TalkindexError
+from .fsutil import atomic_write_text, replace_durably
 from .home import ChunkOptions, IndexConfig, Layout, WriterLock
 from .records import TRUSTED, Episode, Status, Transcript
 from .store import Store
-from .textsafe import term
+from .textsafe import line
 from .vectors import VectorIndex
 
 log = logging.getLogger("talkindex")
@@ -283,6 +284,8 @@ class Pipeline:
                     jobs.put(Transcribed(ep, self._transcribe(ep, got, report)))
                 except ModelError:
                     raise
+                except SourceError as e:  # already names the input as typed: keep only the reason
+                    jobs.put(Failed(ep, e.reason))
                 except TalkindexError as e:
                     jobs.put(Failed(ep, str(e).removeprefix(f"{ep.media_url}: ")))
                 except MemoryError:
@@ -301,6 +304,7 @@ class Pipeline:
         if t is not None:
             return Transcribed(ep, t)
         return sources.download(ep, self.layout.media, max_bytes=self.opts.max_bytes, force=self.opts.force,
+                                allow_private=self.opts.allow_private_urls,
                                 progress=lambda done, total, ep=ep: self.progress("download", episode=ep,
                                                                                    done=done, total=total))
 
@@ -397,7 +401,7 @@ class Pipeline:
             return self._fail(ep, report, reason)
 
     def _fail(self, ep: Episode, report: IngestReport, reason: str) -> EpisodeResult:
-        msg = f"{sources.episode_input(ep)}: {term(_clip(reason, 300))}"
+        msg = f"{sources.episode_input(ep)}: {line(reason, 300)}"
         try:
             self.store.set_status(ep.id, Status.FAILED, reason)
         except Exception:  # noqa: BLE001 - the line is still printed and counted
@@ -408,8 +412,6 @@ class Pipeline:
         return r
 
     def _save_transcript(self, ep: Episode, t: Transcript) -> None:
-        from .fsutil import atomic_write_text
-
         self.layout.episode_dir(ep.id).mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.layout.transcript(ep.id), t.to_json(ep))
         notes = list(t.notes) + ([] if t.segments else ["no speech detected"])
@@ -417,9 +419,7 @@ class Pipeline:
                                    "; ".join(notes) or None)
 
     def _index_episode(self, episode_id: str, t: Transcript) -> int:
-        """Chunk, embed, store rows, add vectors, mark indexed — in that order (crash-safe)."""
-        from .fsutil import replace_durably
-
+        """Chunk, embed, store rows, add vectors and keywords, mark indexed — in that order (crash-safe)."""
         sents, chunks = chunking.chunk_transcript(t, self.config.chunk)
         texts = [c.text for c in chunks] + [s.text for s in sents]
         vecs = self.embedder.encode_passages(texts) if texts else np.zeros((0, 1), np.float32)
@@ -550,11 +550,6 @@ class Pipeline:
             export_query_encoder(self.embedder.model, out)
         except Exception as e:  # noqa: BLE001 - ask falls back to sentence-transformers
             log.warning("could not export the query encoder to ONNX (%s); ask will be slower", e)
-
-
-def _clip(text: str, n: int) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def _first_line(e: BaseException) -> str:

@@ -42,7 +42,7 @@ class SearchOptions:
     sentence_weight: float = 0.7  # dense score = mix of window similarity and its best sentence's
     precise: bool = True  # move a hit's start to a sentence inside its window (see `start`)
     start: str = "best"  # best | before (one sentence of lead-in) | chunk — see start_sentence()
-    episode_weight: float = 0.0  # dense score += weight × the episode's mean top-3 candidate similarity
+    episode_weight: float = 0.6  # dense score += weight × the episode's mean top-3 candidate similarity (issue 12)
     reranker: str | None = None  # a cross-encoder name or path: re-scores the fused top `rerank_top` (online)
     rerank_top: int = 20
 

@@ -37,7 +37,6 @@ MAX_QUESTION = 500  # characters; a question longer than this is refused with a 
 MAX_K = 50
 MODES = ("hybrid", "dense", "keyword")
 VIDEO_EXTS = {"mp4", "m4v", "webm", "mkv", "mov", "ogv"}
-MEDIA_EXTS = VIDEO_EXTS | {"mp3", "m4a", "aac", "ogg", "oga", "opus", "wav", "flac", "weba", "media"}
 TRANSCRIPT_TYPES = {"txt": "text/plain", "srt": "application/x-subrip", "vtt": "text/vtt",
                     "json": "application/json"}
 _YT_ID = re.compile(r"^[A-Za-z0-9_-]{6,20}$")
@@ -98,21 +97,10 @@ def youtube_id(url: str) -> str | None:
 
 
 def media_file(index: Index, row: dict) -> Path | None:
-    """The file the server may serve for an indexed episode: its local path, or its cached download."""
-    if row.get("local"):
-        p = Path(row["media_url"])
-        return p if p.is_file() else None
-    from .sources import safe_id
+    """The file the server may serve for an episode: its local input or its verified download, else None.
 
-    name = safe_id(row["id"])
-    cache = index.layout.media
-    if not name or not cache.is_dir():
-        return None
-    for f in sorted(cache.iterdir()):
-        if f.name.startswith(name + ".") and f.name[len(name) + 1:].lower() in MEDIA_EXTS and f.is_file():
-            if f.resolve().parent == cache.resolve() and f.stat().st_size > 0:
-                return f
-    return None
+    Only `Index.media_path` decides (indexed episodes only); no part of a request names a path."""
+    return index.media_path(row["id"])
 
 
 def player(index: Index, row: dict) -> dict:
@@ -154,9 +142,9 @@ def safe_url(url: str | None) -> str:
 
 
 def check_ask(q: str | None, k: int, mode: str, since: str | None) -> str:
-    """The stripped question, or UsageError (→ 400) for what `ask` would refuse or we cap."""
-    q = (q or "").strip()
-    if not q:
+    """`q` as given (the CLI passes it on unstripped too), or UsageError (→ 400) for what we refuse."""
+    q = q or ""
+    if not q.strip():
         raise UsageError("empty question: pass q=, e.g. /api/ask?q=what+is+feature+drift")
     if len(q) > MAX_QUESTION:
         raise UsageError(f"question too long ({len(q)} characters; at most {MAX_QUESTION})")
@@ -198,7 +186,7 @@ def templates() -> Environment:
 def create_app(home: str | Path | None = None, index: Index | None = None) -> FastAPI:
     """The ASGI app over `home` (or an already open `index`)."""
     index = index or Index(home)
-    lock = threading.Lock()  # one question at a time through the shared Searcher (not thread-safe)
+    lock = threading.Lock()  # one ask at a time: the Searcher's caches are not documented as thread-safe
     env = templates()
     app = FastAPI(title="talkindex", version="1", docs_url=None, redoc_url=None,
                   description="Read-only search over an index of talks, podcasts and videos.")

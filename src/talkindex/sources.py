@@ -200,7 +200,7 @@ def _resolve_http(url: str, source: str, allow_private: bool | None = None) -> l
                 rest = resp.read_exactly(MAX_FEED_BYTES + 1 - len(head))
                 if len(head) + len(rest) > MAX_FEED_BYTES:
                     raise SourceError(source, f"feed larger than {MAX_FEED_BYTES // 2**20} MB")
-                episodes = feed_episodes(head + rest, url, final, source, content_type=mime or None)
+                episodes = feed_episodes(head + rest, url, final, source, content_type=resp.raw_content_type or None)
                 for ep in episodes:  # download() holds the URLs the feed names to the feed's origin
                     _set_origin(ep, origin)
                 return episodes
@@ -310,8 +310,9 @@ def origin_of(ep: Episode) -> net.Origin | None:
     """The Origin that URLs named for `ep` are held to; None when ep.media_url is the typed input itself."""
     if ep.source.strip() == ep.media_url and ep.extractor == "generic":
         return None
-    if not getattr(ep, "trusted_private", False):
+    if ep.extractor == "rss" and not getattr(ep, "trusted_private", False):
         return net.PUBLIC
+    # yt-dlp episodes: the page the user typed named the URLs, so its host's class decides
     o = net.Origin.parse(getattr(ep, "origin_host", "") or "")
     if o is not None:
         return o

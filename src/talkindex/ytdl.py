@@ -119,12 +119,18 @@ def _ytdlp_episode(e: dict, source: str, parent: dict) -> Episode:
     elif isinstance(e.get("timestamp"), (int, float)):
         published = time.strftime("%Y-%m-%d", time.gmtime(e["timestamp"]))
     duration = e.get("duration")
+    from .chapters import chapters_from_info
+    from .transcripts import caption_refs
+
+    lang = str(e.get("language") or "")
     return Episode(
         id=safe_id(f"{key.lower()}-{vid}"), title=str(e.get("title") or e.get("fulltitle") or vid), source=source,
         media_url=page, webpage_url=page,
         show=str(e.get("channel") or e.get("uploader") or parent.get("channel") or parent.get("uploader") or ""),
         published=published, duration=float(duration) if isinstance(duration, (int, float)) else None,
-        extractor=key,
+        extractor=key, language=lang,
+        # captions and chapters as yt-dlp lists them; --captions decides at ingest which are used
+        transcripts=caption_refs(e, lang or None, "any"), chapters=chapters_from_info(e),
     )
 
 
