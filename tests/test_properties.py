@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -10,6 +11,8 @@ from talkindex.errors import SourceError
 from talkindex.records import Segment, Transcript, Word
 from talkindex.search import RRF_K, _rrf
 from talkindex.sources import MAX_LINE, read_urls_file
+
+pytestmark = pytest.mark.fast
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -27,6 +27,8 @@ from talkindex.transcripts import (
     parse_transcript,
 )
 
+pytestmark = pytest.mark.fast
+
 ENGLISH = ["jfk_inaugural_11s", "librispeech_dev_2412-153948-0000_12s", "librivox_shakespeare_sonnet01_53s",
            "mfa_spontaneous_monologue_sick_26s", "nasa_apollo11_radio_89s"]
 

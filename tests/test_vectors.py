@@ -8,6 +8,8 @@ import pytest
 from talkindex import vectors
 from talkindex.vectors import VectorIndex, choose_factory
 
+pytestmark = pytest.mark.fast
+
 
 def _unit(rng, n, d=32):
     x = rng.standard_normal((n, d)).astype(np.float32)
@@ -94,7 +96,6 @@ def test_explicit_factory(tmp_path, factory):
     assert vi.search(v[7], 1)[1][0][0] == 7
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize("factory", ["Flat", "IVF64,SQ8"])
 def test_search_with_allowed_ids_filters_inside(tmp_path, factory):
     rng = np.random.default_rng(3)

@@ -34,6 +34,7 @@ class Index:
         self.store = Store(self.layout.db)
         self.vectors = VectorIndex(self.layout.vectors)
         self._searcher = None
+        self._has_index = False
 
     # -- writing -----------------------------------------------------------------------------
     def ingest(self, inputs: list[str], options=None, progress=None, input_errors: list[str] | None = None):
@@ -100,8 +101,11 @@ class Index:
         return out
 
     def _require_index(self) -> None:
+        if self._has_index:  # an index never becomes empty under a live reader
+            return
         if not self.layout.db.exists() or not self.store.has_indexed():
             raise NotFoundError(f"{self.home}: the index is empty; run `talkindex ingest urls.txt` first")
+        self._has_index = True
 
     def episodes(self) -> list[dict]:
         if not self.layout.db.exists():

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from .errors import SourceError
 from .records import Chapter, Episode
-from .transcripts import MAX_BYTES, TranscriptUnusable, _clip, _decode, _num
+from .transcripts import MAX_BYTES, TranscriptUnusable, clip_text, decode_text, as_number
 
 
 def _finish(chapters: list[Chapter], duration: float | None = None) -> list[Chapter]:
@@ -32,21 +32,21 @@ def parse_chapters(body: bytes, duration: float | None = None) -> list[Chapter]:
     if len(body) > MAX_BYTES:
         raise TranscriptUnusable(f"chapters document is larger than {MAX_BYTES // 2**20} MiB")
     try:
-        d = json.loads(_decode(body, ""))
+        d = json.loads(decode_text(body, ""))
     except (ValueError, RecursionError) as e:
-        raise TranscriptUnusable(f"chapters are not JSON ({_clip(str(e))})") from None
+        raise TranscriptUnusable(f"chapters are not JSON ({clip_text(str(e))})") from None
     if not isinstance(d, dict) or not isinstance(d.get("chapters"), list):
         raise TranscriptUnusable("not a Podcasting 2.0 chapters document (no chapters list)")
     out = []
     for c in d["chapters"]:
         if not isinstance(c, dict) or c.get("toc") is False:
             continue
-        start = _num(c.get("startTime"))
+        start = as_number(c.get("startTime"))
         if start is None:
             continue
         title = c.get("title") if isinstance(c.get("title"), str) else ""
         url = c.get("url") if isinstance(c.get("url"), str) else ""
-        out.append(Chapter(start=start, title=" ".join(title.split()), end=_num(c.get("endTime")), url=url))
+        out.append(Chapter(start=start, title=" ".join(title.split()), end=as_number(c.get("endTime")), url=url))
     if not out:
         raise TranscriptUnusable("chapters document lists no chapters")
     return _finish(out, duration)
@@ -58,11 +58,11 @@ def chapters_from_info(info: dict) -> list[Chapter]:
     for c in (info or {}).get("chapters") or []:
         if not isinstance(c, dict):
             continue
-        start = _num(c.get("start_time"))
+        start = as_number(c.get("start_time"))
         if start is not None:
             title = c.get("title") if isinstance(c.get("title"), str) else ""
-            out.append(Chapter(start=start, title=" ".join(title.split()), end=_num(c.get("end_time"))))
-    duration = _num((info or {}).get("duration"))
+            out.append(Chapter(start=start, title=" ".join(title.split()), end=as_number(c.get("end_time"))))
+    duration = as_number((info or {}).get("duration"))
     return _finish(out, duration)
 
 
@@ -86,7 +86,7 @@ def fetch_chapters(episode: Episode, fetch: Callable[[str], tuple[bytes, str]]) 
     except SourceError as e:
         reason = e.reason
     except OSError as e:
-        reason = _clip(str(e) or type(e).__name__)
+        reason = clip_text(str(e) or type(e).__name__)
     except TranscriptUnusable as e:
         reason = e.reason
     fallback = f"using the {len(known)} chapters known from the source" if known else "no chapters"

@@ -42,7 +42,7 @@ class SearchOptions:
     sentence_weight: float = 0.7  # dense score = mix of window similarity and its best sentence's
     precise: bool = True  # move a hit's start to a sentence inside its window (see `start`)
     start: str = "best"  # best | before (one sentence of lead-in) | chunk — see start_sentence()
-    episode_weight: float = 0.6  # dense score += weight × the episode's mean top-3 candidate similarity (issue 12)
+    episode_weight: float = 1.0  # dense score += weight × its episode's mean top-3 candidate similarity (issue 12)
     reranker: str | None = None  # a cross-encoder name or path: re-scores the fused top `rerank_top` (online)
     rerank_top: int = 20
 
@@ -134,25 +134,22 @@ class Searcher:
             raise UsageError("empty question: type what you want to find, e.g. talkindex ask \"what is feature drift\"")
         if opts.mode not in MODES:
             raise UsageError(f"unknown mode {opts.mode!r}: use one of {', '.join(MODES)}")
+        if qvec is None and opts.mode in ("hybrid", "dense"):
+            qvec = self.encode([query])[0]  # before opening the database: hold it as briefly as possible
         with self.store.connect(read_only=True) as con:
             allowed = self._filter(con, opts)
             dense = kw = None
             if opts.mode in ("hybrid", "dense"):
-                if qvec is None:
-                    qvec = self.encode([query])[0]
                 dense = self._dense(qvec, opts, allowed)
             if opts.mode in ("hybrid", "keyword"):
                 kw = self._keyword(con, query, opts, allowed)
             cand = set(dense or ()) | set(kw or ())
             rows = self.store.chunk_rows(con, list(cand))
-        sims = _SentenceSims(self._sentence_vectors, qvec)
-        if opts.reranker:
-            ranked = rerank_stage(query, dense, kw, rows, sims, opts, self._cross_encoder(opts.reranker))
-        else:
+            sims = _SentenceSims(self._sentence_vectors, qvec)
             ranked = rank_candidates(query, dense, kw, rows, sims, opts)
-        hits = [self._hit(rows[r.chunk_id], r.score, r.chunk_id) for r in ranked]
-        if opts.precise and qvec is not None:
-            self._precise(hits, rows, {r.chunk_id: r.sentence for r in ranked})
+            hits = [self._hit(rows[r.chunk_id], r.score, r.chunk_id) for r in ranked]
+            if opts.precise and qvec is not None:
+                self._precise(con, hits, rows, {r.chunk_id: r.sentence for r in ranked})
         for i, h in enumerate(hits, 1):
             h.rank = i
         return hits
@@ -218,14 +215,13 @@ class Searcher:
             transcript_source=r.get("transcript_source") or "asr",
         )
 
-    def _precise(self, hits: list[Hit], rows: dict[int, dict], sentence_of: dict[int, int | None]) -> None:
+    def _precise(self, con, hits: list[Hit], rows: dict[int, dict], sentence_of: dict[int, int | None]) -> None:
         """Move each hit's start to the sentence `rank_candidates` chose (the end stays the window's)."""
         want = [(rows[h.chunk_id]["episode_id"], sentence_of[h.chunk_id]) for h in hits
                 if sentence_of.get(h.chunk_id) is not None]
         if not want:
             return
-        with self.store.connect(read_only=True) as con:
-            starts = self.store.sentence_starts(con, want)
+        starts = self.store.sentence_starts(con, want)
         for h in hits:
             r = rows[h.chunk_id]
             i = sentence_of.get(h.chunk_id)

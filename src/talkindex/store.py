@@ -93,6 +93,7 @@ class Store:
         # In the writer's process every connection is read-write: DuckDB refuses to mix
         # read-only and read-write connections to one file inside one process.
         self.writer = writer
+        self._meta_cache: tuple[tuple, dict] | None = None
 
     # -- connections ---------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -431,15 +432,22 @@ class Store:
         )
         names = [d[0] for d in cur.description]
         rows = [dict(zip(names, r)) for r in cur.fetchall()]
-        eps = {r["episode_id"] for r in rows}
+        meta = self._indexed_episodes(con)
+        return {r["id"]: {**r, **meta[r["episode_id"]]} for r in rows if r["episode_id"] in meta}
+
+    def _indexed_episodes(self, con) -> dict[str, dict]:
+        """Fields hits need of every indexed episode, cached until the database files change (a live
+        reader asks many questions between ingests; one query fewer per question)."""
+        key = _file_key(self.path)
+        if self._meta_cache is not None and self._meta_cache[0] == key:
+            return self._meta_cache[1]
         cur = con.execute(
             "SELECT id AS episode_id, title, \"show\", webpage_url, media_url, local, published, chapters, "
-            "coalesce(transcript_source, 'asr') AS transcript_source FROM episodes "
-            "WHERE status = 'indexed' AND id IN (SELECT unnest(?::TEXT[]))", [sorted(eps)]
-        )
+            "coalesce(transcript_source, 'asr') AS transcript_source FROM episodes WHERE status = 'indexed'")
         enames = [d[0] for d in cur.description]
         meta = {r[0]: dict(zip(enames, r)) for r in cur.fetchall()}
-        return {r["id"]: {**r, **meta[r["episode_id"]]} for r in rows if r["episode_id"] in meta}
+        self._meta_cache = (key, meta)
+        return meta
 
     def sentence_starts(self, con, want: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[float, str]]:
         """(start, speaker) of the given (episode id, sentence index) pairs."""
@@ -474,3 +482,15 @@ class Store:
         sql = ("SELECT c.episode_id, list(c.id) FROM chunks c JOIN episodes e ON e.id = c.episode_id WHERE "
                + " AND ".join(where) + " GROUP BY c.episode_id")
         return {e: ids for e, ids in con.execute(sql, args).fetchall()}
+
+
+def _file_key(db: Path) -> tuple:
+    """Changes whenever DuckDB writes the database (its file or its write-ahead log)."""
+    out = []
+    for p in (db, db.with_name(db.name + ".wal")):
+        try:
+            s = p.stat()
+            out.append((s.st_mtime_ns, s.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)

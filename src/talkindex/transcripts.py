@@ -106,7 +106,7 @@ def parse_transcript(body: bytes, content_type: str = "", *, url: str = "", sour
         raise TranscriptUnusable("empty transcript")
     if len(body) > MAX_BYTES:
         raise TranscriptUnusable(f"transcript is larger than {MAX_BYTES // 2**20} MiB")
-    text = _decode(body, content_type)
+    text = decode_text(body, content_type)
     fmt = detect_format(text, content_type, url)
     try:
         if fmt == "vtt":
@@ -131,7 +131,7 @@ def parse_transcript(body: bytes, content_type: str = "", *, url: str = "", sour
     except RecursionError:
         raise TranscriptUnusable(f"malformed {FORMAT_NAMES[fmt]} (nested too deeply)") from None
     except Exception as e:  # noqa: BLE001 - a library's parse error is a reason, never a crash
-        reason = f"malformed {FORMAT_NAMES.get(fmt, fmt)} ({type(e).__name__}: {_clip(str(e))})"
+        reason = f"malformed {FORMAT_NAMES.get(fmt, fmt)} ({type(e).__name__}: {clip_text(str(e))})"
         raise TranscriptUnusable(reason) from None
     if not segments:
         raise TranscriptUnusable(f"{FORMAT_NAMES[fmt]} transcript has no timed text")
@@ -142,7 +142,7 @@ def parse_transcript(body: bytes, content_type: str = "", *, url: str = "", sour
     )
 
 
-def _decode(body: bytes, content_type: str) -> str:
+def decode_text(body: bytes, content_type: str) -> str:
     if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         text = body.decode("utf-16", errors="replace")
     else:
@@ -159,7 +159,7 @@ def _decode(body: bytes, content_type: str) -> str:
     return text
 
 
-def _clip(s: str, n: int = 120) -> str:
+def clip_text(s: str, n: int = 120) -> str:
     s = " ".join(s.split())
     return s if len(s) <= n else s[: n - 1] + "…"
 
@@ -189,7 +189,7 @@ def _srt_cues(text: str) -> tuple[list[_Cue], list[str]]:
         finally:
             quiet.setLevel(level)
         if not subs:
-            raise TranscriptUnusable(f"malformed SRT ({_clip(str(e))})") from None
+            raise TranscriptUnusable(f"malformed SRT ({clip_text(str(e))})") from None
         notes.append("skipped garbled SRT blocks")
     cues = []
     for s in subs:
@@ -210,7 +210,7 @@ def _json_segments(text: str) -> tuple[list[Segment], list[str]]:
     for s in d["segments"]:
         if not isinstance(s, dict) or not isinstance(s.get("body"), str):
             continue
-        start, end = _num(s.get("startTime")), _num(s.get("endTime"))
+        start, end = as_number(s.get("startTime")), as_number(s.get("endTime"))
         toks = s["body"].split()
         if start is None or not toks:
             continue
@@ -252,13 +252,13 @@ def _json3_segments(events: list) -> list[Segment]:
     for ev in events:
         if not isinstance(ev, dict) or not isinstance(ev.get("segs"), list):
             continue
-        t0, dur = _num(ev.get("tStartMs")), _num(ev.get("dDurationMs")) or 0.0
+        t0, dur = as_number(ev.get("tStartMs")), as_number(ev.get("dDurationMs")) or 0.0
         if t0 is None:
             continue
         raw = ""
         for seg in ev["segs"]:
             if isinstance(seg, dict) and isinstance(seg.get("utf8"), str):
-                off = _num(seg.get("tOffsetMs"))
+                off = as_number(seg.get("tOffsetMs"))
                 if off:
                     raw += f"<{_hms((t0 + off) / 1000)}>"
                 raw += html.escape(seg["utf8"], quote=False)
@@ -266,7 +266,7 @@ def _json3_segments(events: list) -> list[Segment]:
     return _segments_from_cues(cues)[0]
 
 
-def _num(v) -> float | None:
+def as_number(v) -> float | None:
     if isinstance(v, bool):
         return None
     try:
@@ -466,7 +466,7 @@ def fetch_existing(episode: Episode, policy: str, fetch: Callable[[str], tuple[b
             failures.append((ref.url, e.reason))
             continue
         except OSError as e:
-            failures.append((ref.url, _clip(str(e) or type(e).__name__)))
+            failures.append((ref.url, clip_text(str(e) or type(e).__name__)))
             continue
         except TranscriptUnusable as e:
             failures.append((ref.url, e.reason))
