@@ -105,18 +105,17 @@ def test_ranking_core_that_the_benchmark_shares_with_search():
     from talkindex.search import SearchOptions, normalize_numbers, rank_candidates, start_sentence
 
     rows = {i: {"episode_id": ep, "start": 10.0 * i, "end": 10.0 * i + 12, "quality": 1.0, "first_sentence": 2 * i,
-                "last_sentence": 2 * i + 1, "text": "t"} for i, ep in enumerate(["a", "b", "b", "b"])}
-    rows[3]["start"] = 100.0
-    rows[3]["end"] = 110.0
-    dense = {0: 0.50, 1: 0.48, 2: 0.30, 3: 0.47}
+                "last_sentence": 2 * i + 1, "text": "t"} for i, ep in enumerate(["a", "a", "b", "b"])}
+    rows[1]["start"], rows[1]["end"] = 100.0, 110.0  # a's windows do not overlap; b's two do
+    dense = {0: 0.50, 1: 0.10, 2: 0.48, 3: 0.47}
     opts = SearchOptions(k=3, sentence_weight=0.0, episode_weight=0.0, dedupe=False)
-    assert [r.chunk_id for r in rank_candidates("q", dense, None, rows, lambda r: None, opts)] == [0, 1, 3]
-    # episode b has three matching windows: its best one now outranks a's single lucky window
+    assert [r.chunk_id for r in rank_candidates("q", dense, None, rows, lambda r: None, opts)] == [0, 2, 3]
+    # episode b matches twice, a once: b's best window now outranks a's single lucky one
     opts.episode_weight = 1.0
-    assert rank_candidates("q", dense, None, rows, lambda r: None, opts)[0].chunk_id == 1
-    # dedupe drops window 2 (overlaps window 1 of the same episode)
+    assert rank_candidates("q", dense, None, rows, lambda r: None, opts)[0].chunk_id == 2
+    # dedupe drops window 3 (overlaps the better window 2 of the same episode)
     opts.dedupe, opts.k = True, 4
-    assert 2 not in [r.chunk_id for r in rank_candidates("q", dense, None, rows, lambda r: None, opts)]
+    assert [r.chunk_id for r in rank_candidates("q", dense, None, rows, lambda r: None, opts)] == [2, 0, 1]
     sims = np.array([0.1, 0.9], np.float32)
     assert start_sentence(rows[1], sims, "best") == 3 and start_sentence(rows[1], sims, "before") == 2
     assert start_sentence(rows[1], sims, "chunk") is None
