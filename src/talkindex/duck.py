@@ -17,7 +17,8 @@ _OPEN_LOCK = threading.Lock()
 # A live process (Index.ask in a notebook or server) keeps one read-only DuckDB instance open for
 # READER_KEEP_S after its last query: every `duckdb.connect` then reuses the cached instance (and
 # its caches): ~10 ms per question instead of ~100 ms to reopen the file. The shared lock it holds
-# is released when idle, never taken while an ingest holds home/ingest.lock, and dropped before this process opens the file read-write.
+# is released when idle, never taken while an ingest holds home/ingest.lock, and dropped before
+# this process opens the file read-write.
 READER_KEEP_S = 2.0
 _keepers: dict[str, list] = {}  # path -> [connection, last use (monotonic)]
 _closer: threading.Thread | None = None

@@ -81,6 +81,7 @@ class Embedder:
             path = resolve_embedder(self.name)
             if Path(path).is_dir():  # bundled or local: never ask a hub
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")  # offline users learn of a bad name in seconds
             from sentence_transformers import SentenceTransformer
 
             try:  # the library prints no progress bars; the CLI draws its own

@@ -29,6 +29,7 @@ from .bm25 import KeywordIndex
 from .errors import ModelError, SourceError, TalkindexError
 from .fsutil import atomic_write_text, replace_durably
 from .home import ChunkOptions, IndexConfig, Layout, WriterLock
+from .housekeeping import Housekeeping
 from .records import TRUSTED, Episode, Status, Transcript
 from .store import Store
 from .textsafe import line
@@ -100,7 +101,9 @@ class Failed:
 Job = Transcribed | Failed
 
 
-class Pipeline:
+class Pipeline(Housekeeping):
+    """Ingests a batch into one home: the only writer (see the module docstring)."""
+
     def __init__(self, home: Path, options: IngestOptions | None = None, progress: Progress | None = None, *,
                  transcriber=None, embedder=None):
         self.layout = Layout(Path(home))
@@ -435,94 +438,6 @@ class Pipeline:
             self.keywords.add(ids, [c.text for c in chunks])
         self.store.mark_indexed([episode_id])
         return len(ids)
-
-    # -- housekeeping ------------------------------------------------------------------------------
-    def reconcile(self) -> None:
-        """Bring DuckDB and FAISS into agreement after a crash or damage, without re-transcribing.
-
-        - damaged vectors (a bad manifest or segment) are rebuilt from the stored embeddings;
-        - vectors whose chunk no longer exists (a crash between re-chunking and indexing) are dropped;
-        - 'transcribed' episodes whose chunks are all in FAISS are marked indexed;
-        - other 'transcribed' episodes are (re)indexed from their stored transcript."""
-        import shutil
-
-        why = self.vectors.damaged()
-        if why:
-            n = self.rebuild_vectors()
-            msg = f"{self.layout.home}: {why}; rebuilt the vector index from stored embeddings ({n} vectors)"
-            log.warning("%s", msg)
-            self.progress("warning", message=msg)
-        why = self.keywords.damaged()
-        if why or not self.keywords.exists():
-            n = self.rebuild_keywords()
-            if why:
-                msg = f"{self.layout.home}: {why}; rebuilt it from the stored chunks ({n} chunks)"
-                log.warning("%s", msg)
-                self.progress("warning", message=msg)
-        self.vectors.gc()
-        self.keywords.gc()
-        for stale in self.layout.media.glob(".dl-*"):  # partial downloads of a killed run (we hold the lock)
-            shutil.rmtree(stale, ignore_errors=True)
-        live = self.store.live_chunk_ids()
-        pending = self.store.transcribed_chunks()
-        in_faiss = set(self.vectors.ids().tolist())
-        in_keywords = set(self.keywords.ids().tolist())
-        if in_faiss - live:
-            self.vectors.compact(live_ids=live)
-        if in_keywords - live:
-            self.keywords.compact(live_ids=live)
-        done, redo = [], []
-        for eid, cids in pending.items():
-            ok = cids and all(c in in_faiss and c in in_keywords for c in cids)
-            (done if ok else redo).append(eid)
-        self.store.mark_indexed(done)
-        for eid in redo:
-            try:
-                t = Transcript.from_json(self.layout.transcript(eid).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                self.store.drop_derived(eid, Status.PENDING)  # artifact lost: transcribe again
-                continue
-            self._index_episode(eid, t)
-
-    def rebuild_vectors(self) -> int:
-        """One FAISS segment from every indexed episode's stored embeddings; episodes without usable
-        ones go back to 'transcribed' (reconcile re-embeds them). Returns the vectors written."""
-        snap = self.store.snapshot()
-        ids_l, vecs_l, redo = [], [], []
-        for eid, ep in snap["episodes"].items():
-            cids = snap["chunks"].get(eid, [])
-            if ep["status"] != Status.INDEXED or not cids:
-                continue
-            got = self.stored_embeddings(eid, cids, snap["embedder"])
-            if got is None:
-                redo.append(eid)
-                continue
-            ids_l.append(got[0])
-            vecs_l.append(got[1])
-        ids = np.concatenate(ids_l) if ids_l else np.zeros(0, np.int64)
-        vecs = np.concatenate(vecs_l).astype(np.float32) if vecs_l else np.zeros((0, 1), np.float32)
-        self.vectors.rebuild(ids, vecs, snap["embedder"])
-        self.store.requeue_indexed(redo)
-        return int(len(ids))
-
-    def rebuild_keywords(self) -> int:
-        """The keyword index over every stored chunk (a home from before it existed, or damage)."""
-        ids, texts = self.store.chunk_texts()
-        self.keywords.rebuild(ids, texts)
-        return len(ids)
-
-    def stored_embeddings(self, eid: str, cids: list[int], embedder: str | None):
-        """(chunk ids, vectors) from episodes/<id>/embeddings.npz when they match DuckDB, else None."""
-        try:
-            with np.load(self.layout.embeddings(eid)) as z:
-                ids = z["chunk_ids"].astype(np.int64)
-                vecs = z["chunk_vecs"]
-                emb = str(z["embedder"]) if "embedder" in z else None
-        except (OSError, ValueError, KeyError, EOFError):
-            return None
-        if sorted(ids.tolist()) != sorted(cids) or len(vecs) != len(ids) or (embedder and emb and emb != embedder):
-            return None
-        return ids, vecs
 
     def finish(self) -> None:
         """End of a run (also after Ctrl-C): stale entries dropped, segments compacted, ONNX export."""
