@@ -35,11 +35,14 @@ BASELINE = [sys.executable, "-c", "import numpy, faiss, duckdb"]
 CACHE = HERE / ".cache"
 
 
-def encoder_home(given: Path | None) -> Path:
-    if given:
+def encoder_home(given: Path | None) -> Path | None:
+    """The ONNX export is per machine (talkindex.embedding.export_dir); make it once if missing."""
+    from talkindex.embedding import export_dir
+
+    if given or (export_dir("all-MiniLM-L6-v2") / "meta.json").exists():
         return given
     home = CACHE / "samples-home"
-    if not (home / "query_encoder").is_dir():
+    if not (export_dir("all-MiniLM-L6-v2") / "meta.json").exists():
         print("making the ONNX query encoder: ingesting data/samples (once) ...", flush=True)
         subprocess.run([sys.executable, "-m", "talkindex", "ingest", str(ROOT / "data" / "samples" / "urls.txt"),
                         "--home", str(home)], check=True, env=_env())
@@ -95,8 +98,8 @@ def warm(home: Path, n_queries: int = 40) -> dict:
     qs = queries(home, n_queries + 3)
     for q in qs[:3]:
         idx.ask(q)
-    vecs = np.concatenate([VectorIndex(home / "vectors")._read_segments([s])[1]
-                           for s in VectorIndex(home / "vectors").manifest()["segments"]])
+    vi = VectorIndex(home / "vectors")
+    vecs = vi._read_segments(vi.manifest()["segments"])[1]  # the baseline scans the same vectors
     qv = idx.searcher.encode(qs[3:])
     ask_t, base_t = [], []
     for q, v in zip(qs[3:], qv, strict=True):
@@ -125,7 +128,7 @@ def main() -> None:
     build_home(home, a.cold_chunks, encoder_from=enc, log=lambda *x: None)
     r = cold(home, a.reps, queries(home, 1)[0])
     print(f"  baseline (import numpy, faiss, duckdb): {r['baseline_s']:.3f} s   talkindex ask: {r['ask_s']:.3f} s"
-          f"   ratio {r['ratio']:.2f}x   (goal <= 1.0 s and <= 2.5x)")
+          f"   ratio {r['ratio']:.2f}x   (goal <= 2.0x)")
     print(f"  runs: ask {r['ask_runs']}  baseline {r['baseline_runs']}")
     if not a.skip_warm:
         print(f"warm Index.ask(), {a.warm_chunks} chunks")

@@ -19,7 +19,7 @@ def run(*args: str):
 
 
 @pytest.mark.parametrize("cmd", [[], ["ingest"], ["list"], ["transcript"], ["ask"], ["eval"], ["eval", "retrieval"],
-                                 ["eval", "asr"], ["doctor"]])
+                                 ["eval", "asr"], ["doctor"], ["models"], ["models", "install"], ["serve"], ["mcp"]])
 def test_every_command_has_help(cmd):
     r = run(*cmd, "--help")
     assert r.exit_code == 0 and "Usage" in r.output and len(r.output) > 200

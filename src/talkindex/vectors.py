@@ -5,7 +5,8 @@ large index is never rewritten to add a little; `compact()` merges small segment
 drops ids whose chunks were deleted. Ids are DuckDB chunk ids.
 
 Index type is chosen per segment by its size (`choose_factory`): exact inner product ("Flat",
-1.5 KB per 384-d vector) below `EXACT_MAX` vectors, where a brute-force scan still takes only a
+1.5 KB per 384-d vector) for small segments, the same exhaustive scan over float16 codes ("SQfp16",
+0.77 KB) up to `EXACT_MAX` vectors, where a brute-force scan still takes only a
 few ms; above it an inverted file with 8-bit scalar quantisation ("IVF{nlist},SQ8", sqrt(n)
 lists, `NPROBE` probed, ~0.4 KB per vector). IVF rather than HNSW because a segment is read with
 mmap: a cold `ask` touches only the probed lists, while an HNSW graph must be read whole (and
@@ -24,6 +25,8 @@ import numpy as np
 log = logging.getLogger("talkindex")
 
 EXACT_MAX = 200_000  # vectors; above this a segment is IVF (see the module docstring)
+HALF_MIN = 20_000  # vectors; from here to EXACT_MAX a segment scans float16 codes (SQfp16: 8.5 vs 15.4 ms at
+# 100k, recall@50 1.0 against Flat on clustered vectors; benchmarks/README.md)
 HNSW_THRESHOLD = EXACT_MAX  # old name, kept for callers
 NPROBE = 24  # IVF lists scanned per query (recall@50 ~0.95+ on the scale benchmark's vectors)
 TRAIN_PER_LIST = 64  # k-means training sample per IVF list
@@ -41,9 +44,11 @@ def choose_factory(n: int, factory: str = "auto") -> str:
     """The FAISS factory string for a segment of `n` vectors."""
     if factory != "auto":
         return factory
-    if n < EXACT_MAX:
-        return "Flat"
-    return f"IVF{max(64, int(np.sqrt(n)))},SQ8"
+    if n >= EXACT_MAX:
+        return f"IVF{max(64, int(np.sqrt(n)))},SQ8"
+    if n >= HALF_MIN:  # exhaustive over float16 codes: half the bytes scanned, same neighbours (measured)
+        return "SQfp16"
+    return "Flat"
 
 
 def build_index(vecs: np.ndarray, ids: np.ndarray, factory: str = "auto"):
@@ -192,7 +197,7 @@ class VectorIndex:
         m = self.manifest()
         if m["embedder"] not in (None, embedder) or m["dim"] not in (None, vecs.shape[1]):
             raise ValueError(f"index holds {m['embedder']} vectors; cannot add {embedder} vectors")
-        fac = choose_factory(len(ids), "Flat" if len(ids) < EXACT_MAX else self.factory)
+        fac = choose_factory(len(ids), "Flat" if len(ids) < HALF_MIN else self.factory)
         entry = self._write_segment(m, build_index(vecs, np.asarray(ids), fac), fac, len(ids))
         m.update(dim=int(vecs.shape[1]), embedder=embedder)
         m["segments"].append(entry)
