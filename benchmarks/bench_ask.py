@@ -99,7 +99,7 @@ def warm(home: Path, n_queries: int = 40) -> dict:
     for q in qs[:3]:
         idx.ask(q)
     vi = VectorIndex(home / "vectors")
-    vecs = vi._read_segments(vi.manifest()["segments"])[1]  # the baseline scans the same vectors
+    vecs = vi.read_all()[1]  # the baseline scans the same vectors
     qv = idx.searcher.encode(qs[3:])
     ask_t, base_t = [], []
     for q, v in zip(qs[3:], qv, strict=True):

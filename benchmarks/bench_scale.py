@@ -65,7 +65,7 @@ def main() -> None:
           f"sentence vectors {b_sent / n:.0f} B")
 
     # recall of the chosen index vs exact search over the same vectors
-    ids, vecs = vi._read_segments(segs)
+    ids, vecs = vi.read_all()
     rng = np.random.default_rng(7)
     qv = unit(vecs[rng.integers(0, len(vecs), 50)] + 0.5 * rng.standard_normal((50, DIM)).astype(np.float32) / 5)
     exact = np.argsort(-(qv @ vecs.T), axis=1)[:, :10]

@@ -278,11 +278,11 @@ class _Watch:
             if now - self.body_started >= self.stall_seconds:
                 since = samples[0][1] if samples else 0
                 if self.received - since < self.min_rate * (self.stall_seconds - 0.5):
-                    self._kill(f"stalled: under {_rate(self.min_rate)} for {self.stall_seconds:g} s")
+                    self._kill(f"stalled: under {rate_text(self.min_rate)} for {self.stall_seconds:g} s")
                     return
 
 
-def _rate(bps: float) -> str:
+def rate_text(bps: float) -> str:
     if bps >= 1024 and bps % 1024 == 0:
         return f"{bps / 1024:g} KB/s"
     return f"{bps:g} B/s"
@@ -357,14 +357,14 @@ class Response:
             if self._watch.stalled:
                 raise Stalled(self._watch.stalled) from None
             if isinstance(e, http.client.IncompleteRead) or not isinstance(e, OSError):
-                raise Incomplete(self._short_message()) from None
+                raise Incomplete(self.short_message()) from None
             raise
         if self._watch.stalled:
             raise Stalled(self._watch.stalled)
         self.received += len(data)
         self._watch.received = self.received
         if not data and self.length is not None and self.received < self.length:
-            raise Incomplete(self._short_message())
+            raise Incomplete(self.short_message())
         return data
 
     def read_exactly(self, n: int) -> bytes:
@@ -378,7 +378,7 @@ class Response:
             got += len(part)
         return b"".join(parts)
 
-    def _short_message(self) -> str:
+    def short_message(self) -> str:
         return f"download cut short: got {self.received} bytes, expected {self.length}"
 
     def close(self) -> None:
@@ -485,7 +485,7 @@ def download(url: str, dest: Path, *, origin: Origin | None, max_bytes: int, tim
                 if progress is not None:
                     progress(r.received, r.length)
         if r.length is not None and r.received != r.length:
-            raise Incomplete(r._short_message())
+            raise Incomplete(r.short_message())
         return Download(r.received, r.content_type, r.url, r.length)
 
 

@@ -302,6 +302,10 @@ class VectorIndex:
             return np.zeros(0, np.int64), np.zeros((0, d), np.float32)
         return np.concatenate(ids_l), np.concatenate(vecs_l).astype(np.float32)
 
+    def read_all(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of every segment, decoded (compaction, benchmarks' exact baselines)."""
+        return self._read_segments(self.manifest()["segments"])
+
     def ids(self) -> np.ndarray:
         """Every id in the readable segments (an unreadable one is skipped: `damaged()` names it)."""
         faiss = _faiss()

@@ -187,7 +187,7 @@ def download(ep: Episode, tmp: Path, name: str, max_bytes: int, progress, allow_
             samples.pop(0)
         if (net.MIN_RATE and now - samples[0][0] >= net.STALL_SECONDS
                 and done - samples[0][1] < net.MIN_RATE * net.STALL_SECONDS):  # checked per block yt-dlp reads
-            raise net.Stalled(f"stalled: under {net._rate(net.MIN_RATE)} for {net.STALL_SECONDS:g} s")
+            raise net.Stalled(f"stalled: under {net.rate_text(net.MIN_RATE)} for {net.STALL_SECONDS:g} s")
         if progress is not None and d.get("status") in ("downloading", "finished"):
             progress(done, d.get("total_bytes") or d.get("total_bytes_estimate"))
 
