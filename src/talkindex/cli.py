@@ -186,9 +186,15 @@ def list_(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     from .formats import hms
     from .textsafe import line
 
+    console = Console(markup=False, highlight=False)
+    room = max(16, console.width - 78)  # what the fixed columns leave for the remote text
     t = Table(box=None)
     for col in ("id", "title", "show", "date", "duration", "status", "chunks", "source"):
-        t.add_column(col, overflow="fold", max_width=60 if col == "title" else None)
+        if col in ("title", "show"):  # the remote text gives way; ids, dates, states never do
+            t.add_column(col, overflow="ellipsis", no_wrap=True,
+                          max_width=max(10, room * 3 // 4 if col == "title" else room // 4))
+        else:
+            t.add_column(col, no_wrap=True, min_width={"id": 17, "date": 10, "duration": 8}.get(col, len(col)))
     src = {"publisher": "pub", "captions": "cc", "auto-captions": "auto-cc", "asr": "asr"}
     for e in eps:
         status = e["status"] + (f" ({line(e['error'], 80)})" if e["error"] else "")
@@ -197,7 +203,7 @@ def list_(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
         t.add_row(e["id"], line(e["title"] or "", 120), line(e["show"] or "", 40), e["published"] or "",
                   hms(e["duration"]) if e["duration"] else "", status, str(e["chunks"] or 0),
                   src.get(e.get("transcript_source") or "", ""))
-    Console(markup=False, highlight=False).print(t)
+    console.print(t)
 
 
 @app.command()
