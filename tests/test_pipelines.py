@@ -105,4 +105,6 @@ def test_ray_ingest_matches_plain_ingest(samples_home, tmp_path):
 
     hits = Index(home).ask("what is feature store drift", k=3)
     assert hits and hits[0].title == "Feature Stores and the Drift You Cannot See"
-    assert (home / "query_encoder").is_dir()
+    from talkindex.embedding import export_dir
+
+    assert (export_dir("all-MiniLM-L6-v2") / "meta.json").is_file()  # the machine's ONNX export (ask: no torch)

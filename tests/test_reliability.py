@@ -40,7 +40,7 @@ KILL_POINTS = {
     "download": ("sigkill", "download"),
     "transcription": ("sigkill", "transcribing"),
     "transcript-saved": "talkindex.pipeline:Pipeline._save_transcript:exit-after",
-    "embedding": "talkindex.embedding:Embedder.encode_passages:exit-after",
+    "embedding": "talkindex.store:Store.save_chunks:exit-before",
     "chunks-written": "talkindex.store:Store.save_chunks:exit-after",
     "segment-written": "talkindex.vectors:VectorIndex._write_manifest:exit-before",
     "vectors-committed": "talkindex.vectors:VectorIndex.add:exit-after",

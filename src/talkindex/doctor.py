@@ -273,6 +273,7 @@ def repair(home: str | Path) -> list[str]:
             done.append(f"fixed the chunk count of {n} episode(s)")
         if kinds & {"keyword-index-missing", "keyword-index-stale"} or pipe.keywords.damaged():
             done.append(f"rebuilt the keyword index ({pipe.rebuild_keywords()} chunks)")
+        pipe.drop_orphans()
         pipe.keywords.compact()
         pipe.vectors.compact()
         if not layout.config.exists():

@@ -41,18 +41,21 @@ class Housekeeping:
         self.keywords.gc()
         for stale in self.layout.media.glob(".dl-*"):  # partial downloads of a killed run (we hold the lock)
             shutil.rmtree(stale, ignore_errors=True)
-        live = self.store.live_chunk_ids()
+        self.drop_orphans()
         pending = self.store.transcribed_chunks()
         in_faiss = set(self.vectors.ids().tolist())
         in_keywords = set(self.keywords.ids().tolist())
-        if in_faiss - live:
-            self.vectors.compact(live_ids=live)
-        if in_keywords - live:
-            self.keywords.compact(live_ids=live)
         done, redo = [], []
         for eid, cids in pending.items():
-            ok = cids and all(c in in_faiss and c in in_keywords for c in cids)
-            (done if ok else redo).append(eid)
+            if cids and all(c in in_faiss for c in cids):
+                missing = [c for c in cids if c not in in_keywords]
+                if missing:  # a crash between the vectors and the keyword segment: add just that
+                    ids, texts = self.store.chunk_texts([eid])
+                    keep = set(missing)
+                    self.keywords.add([i for i in ids if i in keep], [t for i, t in zip(ids, texts) if i in keep])
+                done.append(eid)
+            else:
+                redo.append(eid)
         self.store.mark_indexed(done)
         for eid in redo:
             try:
@@ -61,6 +64,16 @@ class Housekeeping:
                 self.store.drop_derived(eid, Status.PENDING)  # artifact lost: transcribe again
                 continue
             self._index_episode(eid, t)
+        if redo:
+            self.drop_orphans()  # re-indexing gave those episodes new chunk ids
+
+    def drop_orphans(self) -> None:
+        """Drop vectors and keyword entries whose chunk no longer exists (replaced chunks, crashes)."""
+        live = self.store.live_chunk_ids()
+        if set(self.vectors.ids().tolist()) - live:
+            self.vectors.compact(live_ids=live)
+        if set(self.keywords.ids().tolist()) - live:
+            self.keywords.compact(live_ids=live)
 
     def rebuild_vectors(self) -> int:
         """One FAISS segment from every indexed episode's stored embeddings; episodes without usable

@@ -441,12 +441,7 @@ class Pipeline(Housekeeping):
 
     def finish(self) -> None:
         """End of a run (also after Ctrl-C): stale entries dropped, segments compacted, ONNX export."""
-        if self.opts.force:  # re-indexed episodes left entries of their old chunks: drop them now
-            live = self.store.live_chunk_ids()
-            if set(self.vectors.ids().tolist()) - live:
-                self.vectors.compact(live_ids=live)
-            if set(self.keywords.ids().tolist()) - live:
-                self.keywords.compact(live_ids=live)
+        self.drop_orphans()  # re-indexed episodes (--force, re-chunking) left entries of their old chunks
         self.vectors.compact()
         self.keywords.compact()
         if self._embedder is not None:

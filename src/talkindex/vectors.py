@@ -197,7 +197,7 @@ class VectorIndex:
         m = self.manifest()
         if m["embedder"] not in (None, embedder) or m["dim"] not in (None, vecs.shape[1]):
             raise ValueError(f"index holds {m['embedder']} vectors; cannot add {embedder} vectors")
-        fac = choose_factory(len(ids), "Flat" if len(ids) < HALF_MIN else self.factory)
+        fac = choose_factory(len(ids), "Flat" if len(ids) < min(HALF_MIN, EXACT_MAX) else self.factory)
         entry = self._write_segment(m, build_index(vecs, np.asarray(ids), fac), fac, len(ids))
         m.update(dim=int(vecs.shape[1]), embedder=embedder)
         m["segments"].append(entry)
