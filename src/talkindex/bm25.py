@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .keywords import keyword_text
+from .vectors import segments_to_merge
 
 log = logging.getLogger("talkindex")
 
@@ -118,18 +119,9 @@ class KeywordIndex:
         """Merge small segments (all with `full` or `live_ids`), keeping only `live_ids` if given."""
         m = self.manifest()
         segs = m["segments"]
-        if not segs or (not full and live_ids is None and len(segs) <= MAX_SEGMENTS):
+        merge = segments_to_merge(segs, full or live_ids is not None, MAX_SEGMENTS)
+        if not merge:
             return False
-        segs_sorted = sorted(segs, key=lambda s: s["n"])
-        if full or live_ids is not None:
-            merge = segs_sorted
-        else:
-            merge, total = [], 0
-            for s in segs_sorted:
-                if merge and s["n"] > 4 * total and len(segs) - len(merge) < MAX_SEGMENTS:
-                    break
-                merge.append(s)
-                total += s["n"]
         arrays = self._merge([self._segment(s["name"]) for s in merge], live_ids)
         names = {s["name"] for s in merge}
         m["segments"] = [s for s in segs if s["name"] not in names]

@@ -228,20 +228,9 @@ class VectorIndex:
         """Merge small segments (or all, with `full`), keeping only `live_ids` if given."""
         m = self.manifest()
         segs = m["segments"]
-        if not segs:
+        merge = segments_to_merge(segs, full or live_ids is not None)
+        if not merge:
             return False
-        if not full and len(segs) <= MAX_SEGMENTS and live_ids is None:
-            return False
-        segs_sorted = sorted(segs, key=lambda s: s["n"])
-        if full or live_ids is not None:
-            merge = segs_sorted
-        else:  # merge the small ones; a base much larger than them is left alone
-            merge, total = [], 0
-            for s in segs_sorted:
-                if merge and s["n"] > 4 * total and len(segs) - len(merge) < MAX_SEGMENTS:
-                    break
-                merge.append(s)
-                total += s["n"]
         ids, vecs = self._read_segments(merge)
         if live_ids is not None:
             keep = np.fromiter((i in live_ids for i in ids), dtype=bool, count=len(ids))
@@ -350,6 +339,23 @@ class VectorIndex:
         sc = np.where(ix < 0, -np.inf, sc)
         order = np.argsort(-sc, axis=1)[:, :k]
         return np.take_along_axis(sc, order, 1), np.take_along_axis(ix, order, 1)
+
+
+def segments_to_merge(segs: list[dict], everything: bool, max_segments: int = MAX_SEGMENTS) -> list[dict]:
+    """Which segments one compaction merges (LSM style; the keyword index uses the same rule): all of them
+    when asked, none while there are few, else the small ones — a base much larger than them stays."""
+    if not segs or (not everything and len(segs) <= max_segments):
+        return []
+    segs_sorted = sorted(segs, key=lambda s: s["n"])
+    if everything:
+        return segs_sorted
+    merge, total = [], 0
+    for s in segs_sorted:
+        if merge and s["n"] > 4 * total and len(segs) - len(merge) < max_segments:
+            break
+        merge.append(s)
+        total += s["n"]
+    return merge
 
 
 def _tune(inner) -> None:
