@@ -224,7 +224,7 @@ class SetIndex:
             if opts.mode in ("hybrid", "keyword") and self.kwi is not None:
                 kw = dict(self.kwi.search(q["query"], opts.candidates))
             elif opts.mode in ("hybrid", "keyword"):
-                field = opts.keyword_field
+                field = "grams"  # the legacy fts path (trees before bm25.py)
                 qt = self._kw(q["query"]) if field == "grams" else q["query"]
                 kw = {int(i): float(s) for i, s in self.con.execute(BM25_SQL, [qt, field, opts.candidates]).fetchall()}
             ss = _SentenceSims(self.sent_vecs.get, qv if opts.mode != "keyword" else None)

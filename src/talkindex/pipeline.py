@@ -38,7 +38,6 @@ from .vectors import VectorIndex
 log = logging.getLogger("talkindex")
 
 Progress = Callable[..., None]  # progress(event, **data); the CLI renders it, the library never prints
-CAPTION_POLICIES = ("prefer", "any", "never")
 
 
 @dataclass
@@ -173,8 +172,10 @@ class Pipeline(Housekeeping):
     ) -> IngestReport:
         """`resolve` (default `sources.resolve`) and `run` (default: download/transcribe here, write in
         the writer thread) let batch engines (pipelines/ray_ingest.py) plug in; the writer side stays here."""
-        if self.opts.captions not in CAPTION_POLICIES:
-            raise ModelError(f"--captions {self.opts.captions}: use one of {', '.join(CAPTION_POLICIES)}")
+        from .transcripts import POLICIES
+
+        if self.opts.captions not in POLICIES:
+            raise ModelError(f"--captions {self.opts.captions}: use one of {', '.join(POLICIES)}")
         report = IngestReport(input_errors=list(input_errors or []))
         self.layout.check_usable(write=True)
         with WriterLock(self.layout):

@@ -36,7 +36,6 @@ class SearchOptions:
     candidates: int = 50  # per retriever, before fusion
     dense_weight: float = 1.0
     keyword_weight: float = 0.15  # BM25 over noisy ASR text helps names and jargon, misleads paraphrases
-    keyword_field: str = "grams"  # BM25 over character n-grams ("grams") or whole words ("text")
     fusion: str = "rrf"  # rrf | linear (dense cosine + weight × max-normalised BM25)
     dedupe: bool = True
     sentence_weight: float = 0.7  # dense score = mix of window similarity and its best sentence's
