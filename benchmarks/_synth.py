@@ -37,8 +37,10 @@ def clustered_vectors(rng: np.random.Generator, n: int, centers: np.ndarray, noi
 
 
 def build_home(home: Path, n_chunks: int, encoder_from: Path | None = None, fts: bool = True,
-               sentence_vectors: bool = True, seed: int = 0, factory: str = "auto", log=print) -> dict:
-    """Create `home` with `n_chunks` chunks; returns timings and sizes."""
+               sentence_vectors: bool = True, seed: int = 0, factory: str = "auto", log=print,
+               real: bool = False) -> dict:
+    """Create `home` with `n_chunks` chunks; returns timings and sizes. `real`: chunk vectors are
+    MiniLM embeddings of perturbed real text and mixes of them (_realvecs.py) instead of clusters."""
     from talkindex.home import Layout
     from talkindex.store import Store
     from talkindex.vectors import VectorIndex
@@ -86,8 +88,12 @@ def build_home(home: Path, n_chunks: int, encoder_from: Path | None = None, fts:
             FROM chunks GROUP BY episode_id""")
         con.execute("INSERT OR REPLACE INTO meta VALUES ('next_chunk_id', ?)", [str(n_chunks + 1)])
         eps = con.execute("SELECT episode_id, min(id), count(*) FROM chunks GROUP BY 1 ORDER BY 1").fetchall()
+    if real:
+        from _realvecs import base_vectors, expand
+
+        real_vecs = expand(base_vectors(20_000, log=log)[0], n_chunks)
     for eid, first_id, n in eps:
-        cv = clustered_vectors(rng, n, centers)
+        cv = real_vecs[first_id - 1: first_id - 1 + n] if real else clustered_vectors(rng, n, centers)
         all_vecs[first_id - 1: first_id - 1 + n] = cv
         if sentence_vectors:
             ids = np.arange(first_id, first_id + n, dtype=np.int64)
@@ -95,7 +101,8 @@ def build_home(home: Path, n_chunks: int, encoder_from: Path | None = None, fts:
                       + 0.3 * rng.standard_normal((n * SENTS_PER_CHUNK, DIM), dtype=np.float32) / np.sqrt(DIM) * 4)
             layout.episode_dir(eid).mkdir(parents=True, exist_ok=True)
             np.savez(layout.embeddings(eid), chunk_ids=ids, chunk_vecs=cv.astype(np.float16),
-                     sent_vecs=sv.astype(np.float16), embedder=np.array("all-MiniLM-L6-v2"))
+                     sent_vecs=sv.astype(np.float16), embedder=np.array("all-MiniLM-L6-v2"),
+                     sent_starts=np.arange(n * SENTS_PER_CHUNK, dtype=np.float64) * 2.25)
     n_eps = len(eps)
     t_rows = time.perf_counter() - t0
     log(f"  rows: {n_chunks} chunks / {n_eps} episodes in {t_rows:.1f} s")

@@ -3,7 +3,8 @@
 Cold: every repetition is a new interpreter; baseline and candidate run interleaved, medians and
 their ratio are printed (goal: ask <= 1.0 s and <= 2.5x the baseline). The index is synthetic
 (~1 hour of audio = 400 chunks by default, `--cold-chunks`) with the real ONNX query encoder.
-Warm: Index.ask() in this process over `--warm-chunks` synthetic chunks (goal: median <= 20 ms),
+Warm: Index.ask() in this process over `--warm-chunks` synthetic chunks whose vectors are MiniLM
+embeddings of perturbed real text (_realvecs.py) (goal: median <= 20 ms),
 beside a baseline of a bare numpy brute-force scan of the same vectors (the least any dense search
 can do). Usage:
 
@@ -90,28 +91,40 @@ def cold(home: Path, reps: int, question: str) -> dict:
             "ask_runs": [round(x, 3) for x in ask], "baseline_runs": [round(x, 3) for x in base]}
 
 
-def warm(home: Path, n_queries: int = 40) -> dict:
+def warm(home: Path, n_queries: int = 40, warmup: int = 60) -> dict:
+    """A live process: the first 20 questions after start (episodes loaded on first touch), then,
+    after `warmup` questions, `n_queries` timed ones (steady state), beside a numpy scan."""
     from talkindex.api import Index
     from talkindex.vectors import VectorIndex
 
     idx = Index(home)
-    qs = queries(home, n_queries + 3)
-    for q in qs[:3]:
+    qs = queries(home, 20 + warmup + n_queries, seed=3)
+    first = []
+    for q in qs[:20]:
+        t0 = time.perf_counter()
+        idx.ask(q)
+        first.append(time.perf_counter() - t0)
+    for q in qs[20:20 + warmup]:
         idx.ask(q)
     vi = VectorIndex(home / "vectors")
     vecs = vi.read_all()[1]  # the baseline scans the same vectors
-    qv = idx.searcher.encode(qs[3:])
+    timed_qs = qs[20 + warmup:]
+    qv = idx.searcher.encode(timed_qs)
     ask_t, base_t = [], []
-    for q, v in zip(qs[3:], qv, strict=True):
+    for v in qv:  # the baseline in its own block: a 150 MB scan between asks would flush the CPU caches
         t0 = time.perf_counter()
         np.argpartition(-(vecs @ v), 50)[:50]
         base_t.append(time.perf_counter() - t0)
+    n_vecs = len(vecs)
+    del vecs
+    for q in timed_qs:
         t0 = time.perf_counter()
         idx.ask(q)
         ask_t.append(time.perf_counter() - t0)
     a, b = median(ask_t), median(base_t)
-    return {"chunks": len(vecs), "ask_ms": round(a * 1000, 1), "numpy_scan_ms": round(b * 1000, 1),
-            "ratio": round(a / b, 2), "p90_ms": round(sorted(ask_t)[int(0.9 * len(ask_t))] * 1000, 1)}
+    return {"chunks": n_vecs, "ask_ms": round(a * 1000, 1), "numpy_scan_ms": round(b * 1000, 1),
+            "ratio": round(a / b, 2), "p90_ms": round(sorted(ask_t)[int(0.9 * len(ask_t))] * 1000, 1),
+            "first20_ms": round(median(first) * 1000, 1)}
 
 
 def main() -> None:
@@ -132,12 +145,13 @@ def main() -> None:
     print(f"  runs: ask {r['ask_runs']}  baseline {r['baseline_runs']}")
     if not a.skip_warm:
         print(f"warm Index.ask(), {a.warm_chunks} chunks")
-        home = CACHE / f"synth-{a.warm_chunks}"
+        home = CACHE / f"synth-real-{a.warm_chunks}"  # vectors: embeddings of real text (_realvecs.py)
         if not (home / "vectors" / "manifest.json").exists():
-            build_home(home, a.warm_chunks, encoder_from=enc)
+            build_home(home, a.warm_chunks, encoder_from=enc, real=True)
         w = warm(home)
-        print(f"  median {w['ask_ms']} ms (p90 {w['p90_ms']} ms) vs numpy brute-force scan {w['numpy_scan_ms']} ms:"
-              f" ratio {w['ratio']}x   (goal <= 20 ms)")
+        print(f"  steady state: median {w['ask_ms']} ms (p90 {w['p90_ms']} ms) vs numpy brute-force scan "
+              f"{w['numpy_scan_ms']} ms: ratio {w['ratio']}x   (goal <= 20 ms, p90 <= 40 ms)")
+        print(f"  first 20 questions of the process: median {w['first20_ms']} ms")
 
 
 if __name__ == "__main__":

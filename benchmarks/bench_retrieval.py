@@ -311,6 +311,7 @@ LEVERS: dict[str, dict] = {
     "minilm": {"embedder": "minilm"},
     "rerank top20 by mpnet": {"rerank": "mpnet"},
     "asr base": {"asr": "base"},
+    "asr tiny.en batched 8": {"asr": "tiny.en@batch8"},  # BatchedInferencePipeline on CPU (issue 14)
 }
 
 
@@ -340,8 +341,9 @@ def ensure_home(set_dir: Path, home: Path, asr: str) -> None:
 
     print(f"ingesting {set_dir.name} with {asr} into {home} (once) ...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
+    model, _, batch = asr.partition("@batch")  # "tiny.en@batch8": batched decoding, batch 8
     with serve_directory(set_dir) as base:
-        Index(home).ingest([f"{base}/feed.xml"], IngestOptions(model=asr))
+        Index(home).ingest([f"{base}/feed.xml"], IngestOptions(model=model, batch_size=int(batch or 0)))
     (home / "ingest_seconds.json").write_text(json.dumps({"seconds": time.perf_counter() - t0, "model": asr}))
 
 

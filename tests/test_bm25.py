@@ -97,3 +97,30 @@ def test_property_matches_brute_force(tmp_path_factory, texts, query, parts):
         ki.add([i for i, _ in items[j:j + step]], [t for _, t in items[j:j + step]])
     q = " ".join(query)
     assert dict(ki.search(q, 1000)) == pytest.approx(brute(docs, q), rel=1e-4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.sampled_from([1, 5, 50]))
+def test_pruned_top_k_equals_brute_force(tmp_path_factory, seed, k):
+    """Above PRUNE_MIN postings the top k comes from MaxScore pruning: same documents and scores as
+    brute force (common words make long posting lists, rare ones short)."""
+    rng = np.random.default_rng(seed)
+    rare = ["quantile", "bayesian", "kubernetes", "sharding", "backfill", "lineage"]
+    docs = {}
+    for i in range(400):
+        words = list(rng.choice(WORDS[:4], size=rng.integers(5, 25)))
+        words += list(rng.choice(rare, size=rng.integers(0, 3)))
+        docs[1000 + i] = " ".join(rng.permutation(words))
+    ki = KeywordIndex(tmp_path_factory.mktemp("kw") / "kw", prune_min=50, check_min=5)
+    items = list(docs.items())
+    for j in range(0, 400, 150):
+        ki.add([i for i, _ in items[j:j + 150]], [t for _, t in items[j:j + 150]])
+    query = " ".join(rng.choice(WORDS[:4] + rare, size=rng.integers(1, 6)))
+    want = sorted(brute(docs, query).items(), key=lambda x: -x[1])
+    got = ki.search(query, k=k)
+    assert len(got) == min(k, len(want))
+    kth = want[min(k, len(want)) - 1][1] if want else 0
+    wanted = dict(want)
+    for cid, score in got:
+        assert score == pytest.approx(wanted[cid], rel=1e-4)
+        assert score >= kth * (1 - 1e-4)  # ties at the k-th score may be either document

@@ -98,3 +98,74 @@ def test_fixture_transcripts_round_trip():
 
         back = Transcript.from_json(t.to_json(ep))
         assert back == t
+
+
+QUESTIONS = ("what is feature store drift", "canary deployment", "how do you roll back a model")
+
+
+def _answers(idx: Index) -> list[list[tuple]]:
+    return [[(h.chunk_id, h.episode_id, round(h.start, 3), h.speaker, h.text) for h in idx.ask(q, k=5)]
+            for q in QUESTIONS]
+
+
+def test_hit_starts_same_from_older_embeddings_files(tiny_home, tmp_path):
+    """Hits start at the sentence times stored beside the vectors; a home written before those existed
+    (no `sent_starts` in embeddings.npz) answers identically from the database."""
+    import shutil
+
+    import numpy as np
+
+    home = tmp_path / "h"
+    shutil.copytree(tiny_home, home)
+    new = _answers(Index(home))
+    assert any(h[2] > 0 for a in new for h in a)
+    for f in Layout(home).episodes_root.glob("*/embeddings.npz"):
+        with np.load(f) as z:
+            assert "sent_starts" in z.files
+            keep = {k: z[k] for k in z.files if not k.startswith(("sent_starts", "sent_speakers"))}
+        np.savez(f.with_suffix(".tmp.npz"), **keep)
+        f.with_suffix(".tmp.npz").replace(f)
+    assert _answers(Index(home)) == new
+
+
+def test_live_reader_follows_a_reindex(tiny_home, tmp_path):
+    """A live Index caches chunk fields; after another writer re-chunks the home (new chunk ids), its
+    next answers hold only current chunks, with their current text and times."""
+    import shutil
+
+    import duckdb
+
+    from talkindex.home import ChunkOptions
+    from talkindex.pipeline import IngestOptions, Pipeline
+
+    home = tmp_path / "h"
+    shutil.copytree(tiny_home, home)
+    live = Index(home)
+    before = _answers(live)
+    Pipeline(home, IngestOptions(chunk=ChunkOptions(max_words=20))).ingest([])
+    after = _answers(live)
+    con = duckdb.connect(str(Layout(home).db), read_only=True)
+    rows = {i: (e, t) for i, e, t in con.execute("SELECT id, episode_id, text FROM chunks").fetchall()}
+    con.close()
+    assert after != before
+    for answer in after:
+        assert answer
+        for cid, eid, _start, _spk, text in answer:
+            assert rows[cid] == (eid, text)
+    assert after == _answers(Index(home))  # the live reader answers as a fresh one does
+
+
+def test_rerank_stage_reorders_by_the_scorer():
+    """`SearchOptions.reranker` re-scores the fused top windows (a cross-encoder online); the stage
+    keeps the scorer's order whatever its scale."""
+    from talkindex.search import SearchOptions, rerank_stage
+
+    rows = {i: {"episode_id": f"e{i}", "start": 0.0, "end": 10.0, "quality": 1.0, "first_sentence": 0,
+                "last_sentence": 0, "text": f"window {i}"} for i in range(1, 6)}
+    dense = {i: 1.0 - i / 10 for i in rows}  # retrieval order 1..5
+    got = rerank_stage("q", dense, None, rows, lambda r: None, SearchOptions(k=3, rerank_top=5),
+                       lambda q, texts: [-float(t.split()[1]) * 3 for t in texts])  # scores < 0: 1 best
+    assert [r.chunk_id for r in got] == [1, 2, 3]
+    got = rerank_stage("q", dense, None, rows, lambda r: None, SearchOptions(k=3, rerank_top=5),
+                       lambda q, texts: [float(t.split()[1]) for t in texts])
+    assert [r.chunk_id for r in got] == [5, 4, 3]

@@ -63,7 +63,7 @@ def test_index_type_is_chosen_by_size(tmp_path, monkeypatch):
     vi = VectorIndex(tmp_path / "v")
     vi.add(ids, v, "e")
     seg = vi.manifest()["segments"][0]
-    assert seg["factory"].startswith("IVF") and seg["factory"].endswith("SQ8")
+    assert seg["factory"].startswith("IVF") and seg["factory"].endswith("SQfp16")
     base = (tmp_path / "v" / seg["file"]).stat()
     # adding a small episode writes one small Flat segment and leaves the large base untouched
     extra = _unit(rng, 30)

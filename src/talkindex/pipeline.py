@@ -432,7 +432,9 @@ class Pipeline(Housekeeping):
         path = self.layout.embeddings(episode_id)
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, chunk_ids=np.asarray(ids, np.int64), chunk_vecs=chunk_vecs.astype(np.float16),
-                 sent_vecs=sent_vecs.astype(np.float16), embedder=np.array(self.config.embedder))
+                 sent_vecs=sent_vecs.astype(np.float16), embedder=np.array(self.config.embedder),
+                 sent_starts=np.asarray([s.start for s in sents], np.float64),  # hits start here: no SQL at ask
+                 **({"sent_speakers": np.asarray([s.speaker for s in sents])} if any(s.speaker for s in sents) else {}))
         replace_durably(tmp, path)
         if ids:
             self.vectors.add(np.asarray(ids, np.int64), chunk_vecs, self.config.embedder)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
+import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -18,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from .errors import UsageError
+from .npzrows import member_rows
 from .records import Hit
 
 log = logging.getLogger("talkindex")
@@ -98,10 +102,14 @@ class Searcher:
         self.config = config  # home.IndexConfig: embedder and keyword tokeniser the index was built with
         self.embedder = config.embedder
         from .bm25 import KeywordIndex
+        from .rowcache import RowCache
 
         self.keywords = KeywordIndex(layout.keywords, config.keywords)
+        self.row_cache = RowCache(store)
         self._encoder = None
-        self._sent_cache: dict[str, tuple[float, np.ndarray]] = {}
+        self._vec_cache: OrderedDict[tuple[str, str], tuple[float, np.ndarray]] = OrderedDict()
+        self._vec_bytes = 0
+        self._paths: dict[str, str] = {}  # episode id → its embeddings file (pathlib costs ~20 µs a call)
 
     # -- query encoding ------------------------------------------------------------------------
     def encode(self, queries: list[str]) -> np.ndarray:
@@ -143,9 +151,13 @@ class Searcher:
             if opts.mode in ("hybrid", "keyword"):
                 kw = self._keyword(con, query, opts, allowed)
             cand = set(dense or ()) | set(kw or ())
-            rows = self.store.chunk_rows(con, list(cand))
+            rows = self.row_cache.rows(con, cand, text=bool(opts.reranker))
             sims = _SentenceSims(self._sentence_vectors, qvec)
-            ranked = rank_candidates(query, dense, kw, rows, sims, opts)
+            if opts.reranker:
+                ranked = rerank_stage(query, dense, kw, rows, sims, opts, self._cross_encoder(opts.reranker))
+            else:
+                ranked = rank_candidates(query, dense, kw, rows, sims, opts)
+            self.row_cache.add_texts(con, {r.chunk_id: rows[r.chunk_id] for r in ranked})
             hits = [self._hit(rows[r.chunk_id], r.score, r.chunk_id) for r in ranked]
             if opts.precise and qvec is not None:
                 self._precise(con, hits, rows, {r.chunk_id: r.sentence for r in ranked})
@@ -216,11 +228,18 @@ class Searcher:
 
     def _precise(self, con, hits: list[Hit], rows: dict[int, dict], sentence_of: dict[int, int | None]) -> None:
         """Move each hit's start to the sentence `rank_candidates` chose (the end stays the window's)."""
-        want = [(rows[h.chunk_id]["episode_id"], sentence_of[h.chunk_id]) for h in hits
-                if sentence_of.get(h.chunk_id) is not None]
-        if not want:
-            return
-        starts = self.store.sentence_starts(con, want)
+        starts: dict[tuple[str, int], tuple[float, str]] = {}
+        for h in hits:
+            eid, i = rows[h.chunk_id]["episode_id"], sentence_of.get(h.chunk_id)
+            st = None if i is None else self._stored(eid, "sent_starts")
+            if st is not None and 0 <= i < len(st):
+                spk = self._stored(eid, "sent_speakers")
+                starts[(eid, i)] = (float(st[i]), str(spk[i]) if spk is not None and i < len(spk) else "")
+        older = [(rows[h.chunk_id]["episode_id"], sentence_of[h.chunk_id]) for h in hits
+                 if sentence_of.get(h.chunk_id) is not None]
+        older = [w for w in older if w not in starts]  # embeddings written before sent_starts existed
+        if older:
+            starts.update(self.store.sentence_starts(con, older))
         for h in hits:
             r = rows[h.chunk_id]
             i = sentence_of.get(h.chunk_id)
@@ -230,34 +249,56 @@ class Searcher:
                 h.link = deep_link(r["webpage_url"] or "", r["media_url"] or "", h.start, bool(r["local"]))
                 h.chapter = chapter_at(r.get("chapters"), h.start)
 
-    def _stored(self, episode_id: str) -> dict | None:
-        """An episode's stored vectors (chunk ids, chunk and sentence vectors), cached until the file changes."""
-        path = self.layout.embeddings(episode_id)
+    def _stored(self, episode_id: str, key: str) -> np.ndarray | None:
+        """One array of an episode's embeddings file (`sent_vecs`, `sent_starts`, `chunk_ids`, ...), cached
+        until its file changes. The vectors (`ROWS_ON_DEMAND`) are held in memory up to
+        VECTOR_CACHE_BYTES, and beyond it are views that read only the rows asked for (npzrows.py:
+        a home of 1M chunks has ~4 GB of sentence vectors); least recently used arrays are dropped
+        when the budget is exceeded."""
+        path = self._paths.get(episode_id)
+        if path is None:
+            path = self._paths[episode_id] = str(self.layout.embeddings(episode_id))
         try:
-            mtime = path.stat().st_mtime
+            mtime = os.stat(path).st_mtime
         except OSError:
             return None
-        cached = self._sent_cache.get(episode_id)
+        cached = self._vec_cache.get((episode_id, key))
         if cached and cached[0] == mtime:
+            self._vec_cache.move_to_end((episode_id, key))
             return cached[1]
         try:
-            with np.load(path) as z:
-                got = {"sent_vecs": z["sent_vecs"], "chunk_ids": z["chunk_ids"].astype(np.int64),
-                       "chunk_vecs": z["chunk_vecs"]}
-        except (OSError, KeyError, ValueError, EOFError):
+            arr = member_rows(path, key) if key in ROWS_ON_DEMAND else None
+            if arr is not None and self._vec_bytes + arr.shape[0] * arr.row_bytes <= VECTOR_CACHE_BYTES:
+                arr = np.asarray(arr)  # while the budget lasts, held in memory (one read, no CRC pass)
+            elif arr is None:
+                with np.load(path) as z:
+                    arr = z[key] if key in z.files else None  # None is cached too (older files lack sent_starts)
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # np.load raises BadZipFile
             return None
-        self._sent_cache[episode_id] = (mtime, got)
-        return got
+        if key == "chunk_ids" and arr is not None:
+            arr = arr.astype(np.int64)
+        old = self._vec_cache.pop((episode_id, key), None)
+        self._vec_bytes += _nbytes(arr) - (_nbytes(old[1]) if old else 0)
+        self._vec_cache[(episode_id, key)] = (mtime, arr)
+        while self._vec_bytes > VECTOR_CACHE_BYTES and len(self._vec_cache) > 1:
+            self._vec_bytes -= _nbytes(self._vec_cache.popitem(last=False)[1][1])
+        return arr
 
     def _sentence_vectors(self, episode_id: str) -> np.ndarray | None:
-        got = self._stored(episode_id)
-        return None if got is None else got["sent_vecs"]
+        return self._stored(episode_id, "sent_vecs")
 
     def _episode_vectors(self, episode_id: str) -> tuple[np.ndarray, np.ndarray] | None:
-        got = self._stored(episode_id)
-        return None if got is None else (got["chunk_ids"], got["chunk_vecs"])
+        ids = self._stored(episode_id, "chunk_ids")
+        vecs = None if ids is None else self._stored(episode_id, "chunk_vecs")
+        return None if vecs is None else (ids, vecs)
 
 
+def _nbytes(a: np.ndarray | None) -> int:
+    return 0 if a is None else a.nbytes
+
+
+ROWS_ON_DEMAND = ("sent_vecs", "chunk_vecs")  # read by rows from the file (npzrows.py), not held in memory
+VECTOR_CACHE_BYTES = 512 * 2**20  # stored vectors a live reader keeps (float16: ~330k sentences)
 EXACT_FILTER_MAX = 200_000  # chunks: up to this many, a filtered dense search scores stored vectors exactly
 
 
@@ -300,13 +341,17 @@ class _SentenceSims:
         self.vectors_of = vectors_of  # episode id → its sentence vectors (or None)
         self.qvec = qvec
         self._memo: dict[tuple[str, int, int], np.ndarray | None] = {}
+        self._episodes: dict[str, np.ndarray | None] = {}
 
     def __call__(self, r: dict) -> np.ndarray | None:
         if self.qvec is None:
             return None
         key = (r["episode_id"], r["first_sentence"], r["last_sentence"])
         if key not in self._memo:
-            sv = self.vectors_of(r["episode_id"])
+            eid = r["episode_id"]
+            if eid not in self._episodes:  # one file stat per episode per question
+                self._episodes[eid] = self.vectors_of(eid)
+            sv = self._episodes[eid]
             lo, hi = r["first_sentence"], r["last_sentence"]
             ok = sv is not None and 0 <= lo <= hi < len(sv)
             self._memo[key] = (sv[lo : hi + 1].astype(np.float32) @ self.qvec) if ok else None

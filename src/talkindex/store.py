@@ -20,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import duckdb
+import numpy as np
 
 from .duck import (
     _OPEN_LOCK,
@@ -417,25 +418,32 @@ class Store:
                        json.loads(params) if params else {}, source or "asr", url or "", timing or "asr", chaps)
         return t, Episode(**vals)
 
-    def chunk_rows(self, con, ids: list[int]) -> dict[int, dict]:
-        """Rows of candidate chunks with their (indexed) episode's fields, by chunk id.
+    def version(self) -> tuple:
+        """Changes whenever the database files change: what a live reader's caches are keyed on."""
+        return _file_key(self.path)
 
-        The ids are inlined as a literal IN list (they are our own integers, cast with int()): DuckDB
-        pushes such a list down into the chunks scan, while a bound list or a join makes it decompress
-        the whole text column (measured 3 ms vs 65 ms at 100k chunks)."""
+    def chunk_ranges(self, con) -> list[tuple[str, int, int]]:
+        """(episode id, first chunk id, last chunk id) of every indexed episode. An episode's chunk ids
+        are one contiguous run (save_chunks allocates them in one transaction), so a chunk id finds its
+        episode by binary search."""
+        return con.execute("SELECT c.episode_id, min(c.id), max(c.id) FROM chunks c JOIN episodes e "
+                           "ON e.id = c.episode_id WHERE e.status = 'indexed' GROUP BY 1 ORDER BY 2").fetchall()
+
+    def chunk_columns(self, con) -> dict[str, np.ndarray]:
+        """Ranking fields of every chunk, as arrays sorted by id (a live reader's RowCache)."""
+        return con.execute(
+            "SELECT id, start, \"end\", coalesce(quality, 1.0) AS quality, first_sentence, last_sentence "
+            "FROM chunks ORDER BY id").fetchnumpy()
+
+    def chunk_texts_of(self, con, ids: list[int]) -> dict[int, str]:
+        """Texts of these chunks (a literal IN list: DuckDB pushes it into the scan; a bound list or a
+        join decompresses the whole text column, 3 ms vs 65 ms at 100k chunks)."""
         if not ids:
             return {}
         literal = ",".join(str(int(i)) for i in ids)
-        cur = con.execute(
-            "SELECT id, episode_id, start, \"end\", text, quality, first_sentence, last_sentence FROM chunks "
-            f"WHERE id IN ({literal})"
-        )
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, r)) for r in cur.fetchall()]
-        meta = self._indexed_episodes(con)
-        return {r["id"]: {**r, **meta[r["episode_id"]]} for r in rows if r["episode_id"] in meta}
+        return dict(con.execute(f"SELECT id, text FROM chunks WHERE id IN ({literal})").fetchall())
 
-    def _indexed_episodes(self, con) -> dict[str, dict]:
+    def indexed_episodes(self, con) -> dict[str, dict]:
         """Fields hits need of every indexed episode, cached until the database files change (a live
         reader asks many questions between ingests; one query fewer per question)."""
         key = _file_key(self.path)
@@ -450,18 +458,16 @@ class Store:
         return meta
 
     def sentence_starts(self, con, want: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[float, str]]:
-        """(start, speaker) of the given (episode id, sentence index) pairs."""
+        """(start, speaker) of the given (episode id, sentence index) pairs: the fallback for homes whose
+        embeddings files predate `sent_starts`."""
         if not want:
             return {}
-        # Literal IN lists push down into the scan (3 ms vs 13 ms for a bound tuple list at 400k sentences);
-        # episode ids are the project's own safe ids, quoted anyway.
-        eps = ",".join("'" + str(e).replace("'", "''") + "'" for e in sorted({w[0] for w in want}))
-        idxs = ",".join(str(int(w[1])) for w in want)
-        rows = con.execute(
-            f"SELECT episode_id, idx, start, coalesce(speaker, '') FROM sentences WHERE episode_id IN ({eps}) "
-            f"AND idx IN ({idxs})").fetchall()
-        wanted = set(want)
-        return {(e, i): (st, spk) for e, i, st, spk in rows if (e, i) in wanted}
+        # one point query per pair, glued with UNION ALL: each uses the zone maps, where IN lists over
+        # episodes and indexes scan every sentence (3.6 ms vs 15.9 ms at 400k sentences)
+        parts = " UNION ALL ".join(
+            "SELECT episode_id, idx, start, coalesce(speaker, '') FROM sentences WHERE episode_id = '"
+            + str(e).replace("'", "''") + f"' AND idx = {int(i)}" for e, i in sorted(set(want)))
+        return {(e, i): (st, spk) for e, i, st, spk in con.execute(parts).fetchall()}
 
     def filtered_chunks(self, con, episode: str | None, show: str | None, since: str | None) -> dict[str, list[int]]:
         """Chunk ids by episode, of indexed episodes passing the filters; NotFoundError names an unknown
