@@ -64,7 +64,8 @@ def main() -> None:
     b_vec = dir_bytes(home / "vectors")
     b_db = (home / "talkindex.duckdb").stat().st_size
     b_sent = dir_bytes(home / "episodes")
-    print(f"disk per chunk: vectors {b_vec / n:.0f} B, DuckDB (rows + fts) {b_db / n:.0f} B, "
+    b_kw = dir_bytes(home / "keywords")
+    print(f"disk per chunk: vectors {b_vec / n:.0f} B, DuckDB rows {b_db / n:.0f} B, keyword index {b_kw / n:.0f} B, "
           f"sentence vectors {b_sent / n:.0f} B")
 
     # recall of the chosen index vs exact search over the same vectors, for queries embedded from

@@ -119,6 +119,11 @@ def test_hit_starts_same_from_older_embeddings_files(tiny_home, tmp_path):
     shutil.copytree(tiny_home, home)
     new = _answers(Index(home))
     assert any(h[2] > 0 for a in new for h in a)
+    # a process's first question reads rows by id, later ones from the cached table: same answers
+    idx = Index(home)
+    flipped = [[(h.chunk_id, h.episode_id, round(h.start, 3), h.speaker, h.text) for h in idx.ask(q, k=5)]
+               for q in reversed(QUESTIONS)]
+    assert flipped[::-1] == new
     for f in Layout(home).episodes_root.glob("*/embeddings.npz"):
         with np.load(f) as z:
             assert "sent_starts" in z.files

@@ -297,7 +297,7 @@ def _nbytes(a: np.ndarray | None) -> int:
     return 0 if a is None else a.nbytes
 
 
-ROWS_ON_DEMAND = ("sent_vecs", "chunk_vecs")  # read by rows from the file (npzrows.py), not held in memory
+ROWS_ON_DEMAND = ("sent_vecs", "chunk_vecs")  # beyond VECTOR_CACHE_BYTES, read by rows from the file (npzrows.py)
 VECTOR_CACHE_BYTES = 512 * 2**20  # stored vectors a live reader keeps (float16: ~330k sentences)
 EXACT_FILTER_MAX = 200_000  # chunks: up to this many, a filtered dense search scores stored vectors exactly
 

@@ -435,6 +435,18 @@ class Store:
             "SELECT id, start, \"end\", coalesce(quality, 1.0) AS quality, first_sentence, last_sentence "
             "FROM chunks ORDER BY id").fetchnumpy()
 
+    def chunk_fields_of(self, con, ids, text: bool = False) -> list[dict]:
+        """Ranking fields (and text) of these chunks. The ids are inlined as a literal IN list (our own
+        integers): DuckDB pushes it into the scan, where a bound list or a join reads whole columns."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return []
+        cur = con.execute(
+            "SELECT id, episode_id, start, \"end\", coalesce(quality, 1.0) AS quality, first_sentence, last_sentence"
+            + (", text" if text else "") + f" FROM chunks WHERE id IN ({','.join(map(str, ids))})")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
     def chunk_texts_of(self, con, ids: list[int]) -> dict[int, str]:
         """Texts of these chunks (a literal IN list: DuckDB pushes it into the scan; a bound list or a
         join decompresses the whole text column, 3 ms vs 65 ms at 100k chunks)."""

@@ -1,0 +1,95 @@
+"""Goal 5 (second half): how long a concurrent `ask` waits while an ingest adds episodes.
+
+Copies the 100k-chunk warm home of bench_ask.py, starts a reader process that asks questions back
+to back (Index.ask, a live process like `serve`), then ingests a feed of the bundled samples whose
+items carry Podcasting 2.0 transcripts (so the writer's work is chunking, embedding, DuckDB rows,
+vector and keyword segments, not ASR) in another process. Prints the reader's latencies before and
+during the ingest: p50, p99, max (goal: no ask waits more than 1 s). Usage:
+
+    PYTHONPATH=src python benchmarks/bench_concurrent.py [--chunks 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "src"))
+
+from bench_ask import CACHE, queries  # noqa: E402
+from bench_transcripts import make_site  # noqa: E402
+
+READER = """
+import json, sys, time
+from pathlib import Path
+from talkindex.api import Index
+home, qs, stop = Path(sys.argv[1]), json.loads(sys.argv[2]), Path(sys.argv[3])
+idx = Index(home)
+out, i = [], 0
+while not stop.exists():
+    t0 = time.time()
+    idx.ask(qs[i % len(qs)])
+    out.append((t0, time.time() - t0))
+    i += 1
+print(json.dumps(out))
+"""
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--chunks", type=int, default=100_000)
+    a = ap.parse_args()
+    src = CACHE / f"synth-real-{a.chunks}"
+    if not (src / "vectors" / "manifest.json").exists():
+        raise SystemExit(f"{src} is missing: run bench_ask.py --warm-chunks {a.chunks} first")
+    from talkindex.serve import serve_directory
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "NO_COLOR": "1"}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        home = tmp / "home"
+        shutil.copytree(src, home)
+        site = tmp / "site"
+        site.mkdir()
+        make_site(site)
+        stop = tmp / "stop"
+        reader = subprocess.Popen([sys.executable, "-c", READER, str(home), json.dumps(queries(home, 50)), str(stop)],
+                                  stdout=subprocess.PIPE, text=True, env=env)
+        time.sleep(8)  # questions before the ingest starts
+        with serve_directory(site) as base:
+            feed = site / "with.xml"
+            feed.write_text(feed.read_text().replace("PORT", base.rsplit(":", 1)[1]))
+            t0 = time.time()
+            p = subprocess.run([sys.executable, "-m", "talkindex", "ingest", f"{base}/with.xml", "--home", str(home)],
+                               capture_output=True, text=True, env=env)
+            t1 = time.time()
+        time.sleep(3)
+        stop.touch()
+        lat = json.loads(reader.communicate(timeout=120)[0])
+        if p.returncode != 0:
+            raise SystemExit(f"ingest failed: {p.stderr[-1500:]}")
+        before = [d for t, d in lat if t + d < t0]
+        during = [d for t, d in lat if t < t1 and t + d > t0]
+        print(f"ingest of 3 episodes (transcripts) into a {a.chunks}-chunk home: {t1 - t0:.1f} s")
+        for name, xs in (("before the ingest", before), ("during the ingest", during)):
+            print(f"  asks {name}: {len(xs)}, p50 {pct(xs, 0.5) * 1000:.0f} ms, p99 {pct(xs, 0.99) * 1000:.0f} ms, "
+                  f"max {max(xs) * 1000:.0f} ms   (goal: max <= 1000 ms)")
+
+
+if __name__ == "__main__":
+    main()
