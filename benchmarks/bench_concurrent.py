@@ -86,6 +86,9 @@ def main() -> None:
         before = [d for t, d in lat if t + d < t0]
         during = [d for t, d in lat if t < t1 and t + d > t0]
         print(f"ingest of 3 episodes (transcripts) into a {a.chunks}-chunk home: {t1 - t0:.1f} s")
+        slow = sorted(((d, t - t0) for t, d in lat if t < t1 and t + d > t0), reverse=True)[:5]
+        print("  slowest asks during the ingest (ms, started at s into it): "
+              + ", ".join(f"{d * 1000:.0f} @ {at:.1f}" for d, at in slow))
         for name, xs in (("before the ingest", before), ("during the ingest", during)):
             print(f"  asks {name}: {len(xs)}, p50 {pct(xs, 0.5) * 1000:.0f} ms, p99 {pct(xs, 0.99) * 1000:.0f} ms, "
                   f"max {max(xs) * 1000:.0f} ms   (goal: max <= 1000 ms)")
