@@ -447,10 +447,6 @@ class Pipeline(Housekeeping):
         self.drop_orphans()  # re-indexed episodes (--force, re-chunking) left entries of their old chunks
         self.vectors.compact()
         self.keywords.compact()
-        try:
-            self.store.checkpoint()  # once per run, not on every write's close (store.connect)
-        except Exception as e:  # noqa: BLE001 - the WAL is durable; the next run or reader replays it
-            log.debug("checkpoint skipped (%s)", e)
         if self._embedder is not None:
             self._export_query_encoder()
 

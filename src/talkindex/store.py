@@ -125,12 +125,6 @@ class Store:
                     con.execute("SET enable_progress_bar = false")
                 except duckdb.InvalidInputException:  # under Jupyter DuckDB wants ipywidgets to change it
                     pass
-                if not read_only:
-                    # A write leaves its commits in the (fsynced) WAL instead of checkpointing on close:
-                    # at 100k chunks that checkpoint took ~0.6 s per episode, every concurrent ask
-                    # waiting for the file meanwhile (bench_concurrent.py). The run checkpoints once at
-                    # its end (`checkpoint`), and DuckDB on its own when the WAL passes 16 MB.
-                    con.execute("PRAGMA disable_checkpoint_on_shutdown")
                 break
             except duckdb.IOException as e:
                 if "lock" not in str(e).lower() or time.monotonic() > deadline:
@@ -149,11 +143,6 @@ class Store:
                 con.close()
                 if read_only and str(self.path) in _keepers:
                     _keepers[str(self.path)][1] = time.monotonic()
-
-    def checkpoint(self) -> None:
-        """Fold the WAL into the database file (the end of an ingest run)."""
-        with self.connect() as con:
-            con.execute("CHECKPOINT")
 
     def init(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
