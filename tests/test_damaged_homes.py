@@ -97,6 +97,21 @@ def test_damaged_keyword_index_heals(home, tmp_path):
     assert run("doctor", "--home", str(home)).exit_code == 0
 
 
+def test_cut_embeddings_file(home):
+    """A cut embeddings.npz (np.load raises BadZipFile): ask still answers, doctor names the file in
+    one line, --repair re-embeds the episode from its stored transcript."""
+    eid = Index(home).episodes()[0]["id"]
+    path = Layout(home).embeddings(eid)
+    path.write_bytes(path.read_bytes()[:3000])
+    assert ask_ids(home)
+    r = run("doctor", "--home", str(home))
+    assert r.exit_code == 1 and "embeddings.npz is unreadable (BadZipFile)" in r.stdout, r.output
+    assert "unexpected" not in r.output
+    r = run("doctor", "--repair", "--home", str(home))
+    assert r.exit_code == 0 and "re-embedded" in r.stdout, r.output
+    assert run("doctor", "--home", str(home)).exit_code == 0
+
+
 def test_unusable_homes(tmp_path):
     for where, needle in ((tmp_path / "f", "is a file"), ("/proc/talkindex", "system directory")):
         if needle == "is a file":

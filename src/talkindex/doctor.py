@@ -26,6 +26,7 @@ import numpy as np
 
 from .bm25 import KeywordIndex
 from .home import Layout, WriterLock
+from .npzrows import NPZ_ERRORS
 from .pipeline import IngestOptions, Pipeline
 from .records import TRUSTED, Status, Transcript
 from .store import Store
@@ -200,7 +201,7 @@ def _embeddings_problem(st: _State, eid: str, cids: list[int]) -> str | None:
             emb = str(z["embedder"]) if "embedder" in z else None
     except FileNotFoundError:
         return f"{path.name} is missing"
-    except (OSError, ValueError, KeyError) as e:
+    except NPZ_ERRORS as e:
         return f"{path.name} is unreadable ({type(e).__name__})"
     if sorted(ids) != sorted(cids) or n_vecs != len(ids):
         return f"{path.name} holds other chunk ids than DuckDB"

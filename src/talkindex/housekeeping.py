@@ -9,6 +9,7 @@ import logging
 
 import numpy as np
 
+from .npzrows import NPZ_ERRORS
 from .records import Status, Transcript
 
 log = logging.getLogger("talkindex")
@@ -109,7 +110,7 @@ class Housekeeping:
                 ids = z["chunk_ids"].astype(np.int64)
                 vecs = z["chunk_vecs"]
                 emb = str(z["embedder"]) if "embedder" in z else None
-        except (OSError, ValueError, KeyError, EOFError):
+        except NPZ_ERRORS:
             return None
         if sorted(ids.tolist()) != sorted(cids) or len(vecs) != len(ids) or (embedder and emb and emb != embedder):
             return None

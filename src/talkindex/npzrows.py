@@ -16,6 +16,10 @@ import zipfile
 
 import numpy as np
 
+# What reading a damaged .npz raises (np.load: BadZipFile for a cut file, EOFError, ValueError, ...):
+# every reader of embeddings files catches exactly these.
+NPZ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+
 
 class NpzRows:
     """A read-only view of one member: `len()`, `shape`, `dtype`, slicing by rows, `np.asarray`."""
