@@ -108,7 +108,7 @@ def expand(base: np.ndarray, n: int, seed: int = 1) -> np.ndarray:
     return out
 
 
-def queries(base: np.ndarray, texts: list[str], n: int, seed: int = 2) -> np.ndarray:
+def queries(n: int, seed: int = 2) -> np.ndarray:
     """Query vectors: embeddings of fresh perturbed windows (held-out noise, same documents)."""
     from talkindex.embedding import export_dir
     from talkindex.onnx_encoder import OnnxQueryEncoder

@@ -70,11 +70,10 @@ def main() -> None:
 
     # recall of the chosen index vs exact search over the same vectors, for queries embedded from
     # held-out perturbations of the same real text (the index holds their neighbours, as a real one does)
-    from _realvecs import base_vectors
     from _realvecs import queries as real_queries
 
     ids, vecs = vi.read_all()
-    qv = real_queries(*base_vectors(20_000), 100)
+    qv = real_queries(100)
     exact = np.argsort(-(qv @ vecs.T), axis=1)[:, :10]
     got = vi.search(qv, 10)[1]
     recall = np.mean([len(set(ids[e]) & set(g)) / 10 for e, g in zip(exact, got, strict=True)])

@@ -235,8 +235,9 @@ class KeywordIndex:
             sdocs = np.asarray(s["docs"])
             ok = keep[sdocs]
             g = gmap[term_of[ok]]
-            # rank of each kept posting inside its term's block of this segment
-            first = np.concatenate([[0], np.cumsum(np.bincount(g, minlength=len(vocab)))])[g] if len(g) else g
+            # rank of each kept posting inside its term's block of this segment (`counts`: block sizes;
+            # term_of and ok are recomputed rather than kept, so only one segment's temporaries live)
+            first = np.concatenate([[0], np.cumsum(counts)])[g]
             rank = np.arange(len(g)) - first
             dest = cursor[g] + rank
             docs[dest] = new_index[sdocs[ok]]

@@ -12,7 +12,6 @@ import logging
 import math
 import os
 import re
-import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from .errors import UsageError
-from .npzrows import member_rows
+from .npzrows import NPZ_ERRORS, member_rows
 from .records import Hit
 
 log = logging.getLogger("talkindex")
@@ -273,7 +272,7 @@ class Searcher:
             elif arr is None:
                 with np.load(path) as z:
                     arr = z[key] if key in z.files else None  # None is cached too (older files lack sent_starts)
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # np.load raises BadZipFile
+        except NPZ_ERRORS:
             return None
         if key == "chunk_ids" and arr is not None:
             arr = arr.astype(np.int64)
