@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from .errors import NotFoundError, UsageError
-from .home import IndexConfig, Layout, default_home
+from .home import DEFAULT_EMBEDDER, IndexConfig, Layout, default_home
 from .records import TRUSTED, Hit, Transcript
 from .store import Store
 from .vectors import VectorIndex
@@ -58,7 +58,7 @@ class Index:
         """How this home's index was built (its saved config.json; defaults for a new home)."""
         saved = self.layout.load_config()
         if saved is None and self.layout.db.exists():
-            return IndexConfig(embedder=self.store.get_meta("embedder") or IndexConfig().embedder)
+            return IndexConfig().with_options(embedder=self.store.get_meta("embedder") or DEFAULT_EMBEDDER)
         return saved or IndexConfig()
 
     @property

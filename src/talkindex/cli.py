@@ -97,9 +97,11 @@ def ingest(
     compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type (auto, int8, float16, …).")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Batched inference size; 0 = auto (batched on GPU).", min=0)] = 0,
     beam_size: Annotated[int, typer.Option(help="Beam size for decoding.", min=1, max=20)] = 1,
-    embedder: Annotated[Optional[str], typer.Option(
-        help="sentence-transformers model name or path. Default: the home's, else all-MiniLM-L6-v2 (bundled). "
-             "Changing it re-embeds stored transcripts (never re-transcribes).", show_default=False)] = None,
+    embedder: Annotated[Optional[list[str]], typer.Option(
+        help="sentence-transformers model name or path; repeat it (or join names with +) for an ensemble. "
+             "Default: the home's, else all-MiniLM-L6-v2 + all-mpnet-base-v2 (bundled; MiniLM alone when mpnet "
+             "is not installed). Changing it re-embeds stored transcripts (never re-transcribes).",
+        show_default=False)] = None,
     captions: Annotated[str, typer.Option(
         help="prefer: publisher transcripts and creator captions before ASR; any: also auto-captions; "
              "never: always transcribe.")] = "prefer",
@@ -125,10 +127,12 @@ def ingest(
 
     try:
         check_options(model, device, compute_type)
-        if embedder is not None:
+        if embedder:
             from .embedding import check_embedder_name
+            from .home import split_embedders
 
-            check_embedder_name(embedder)
+            for name in split_embedders(embedder):
+                check_embedder_name(name)
         if re.match(r"^https?://", urls, re.I):
             inputs, errors = [urls], []
         else:
@@ -140,7 +144,7 @@ def ingest(
 
             set_allow_private(True)  # also for batch workers this process starts
         opts = IngestOptions(model=model, device=device, compute_type=compute_type, batch_size=batch_size,
-                             beam_size=beam_size, embedder=embedder, force=force, max_duration=max_duration,
+                             beam_size=beam_size, embedder=embedder or None, force=force, max_duration=max_duration,
                              captions=captions, allow_private_urls=allow_private_urls)
         idx = _index(home)
         with IngestProgress(json_out) as progress:

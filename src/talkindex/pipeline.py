@@ -19,7 +19,7 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ from . import chunking, sources
 from .bm25 import KeywordIndex
 from .errors import ModelError, SourceError, TalkindexError
 from .fsutil import atomic_write_text, replace_durably
-from .home import ChunkOptions, IndexConfig, Layout, WriterLock
+from .home import DEFAULT_EMBEDDER, ChunkOptions, IndexConfig, Layout, WriterLock, default_embedders
 from .housekeeping import Housekeeping
 from .records import TRUSTED, Episode, Status, Transcript
 from .store import Store
@@ -49,7 +49,7 @@ class IngestOptions:
     compute_type: str = "auto"
     batch_size: int = 0
     beam_size: int = 1
-    embedder: str | None = None
+    embedder: str | list[str] | None = None  # one name, "a+b", or a list: the ensemble (home.split_embedders)
     chunk: ChunkOptions | None = None
     force: bool = False
     max_duration: float | None = None  # seconds; longer media is refused
@@ -110,6 +110,7 @@ class Pipeline(Housekeeping):
         self.progress = progress or (lambda event, **data: None)
         self.store = Store(self.layout.db, writer=True)
         self.vectors = VectorIndex(self.layout.vectors)
+        self.notice: str | None = None  # e.g. "mpnet not installed: MiniLM alone" (said once per run)
         self.config = self._wanted_config(self.layout.load_config() if self.layout.config.exists() else None)
         self.keywords = KeywordIndex(self.layout.keywords, self.config.keywords)
         self._transcriber = transcriber
@@ -118,7 +119,10 @@ class Pipeline(Housekeeping):
     def _wanted_config(self, saved: IndexConfig | None) -> IndexConfig:
         base = saved or IndexConfig()
         if saved is None and self.layout.db.exists():  # a home made before config.json existed
-            base = IndexConfig(embedder=self.store.get_meta("embedder") or base.embedder)
+            base = IndexConfig().with_options(embedder=self.store.get_meta("embedder") or DEFAULT_EMBEDDER)
+        elif saved is None and self.opts.embedder is None:  # a new home: the ensemble, if installed
+            names, self.notice = default_embedders()
+            base = replace(base, embedders=names)
         return base.with_options(model=self.opts.model, embedder=self.opts.embedder, chunk=self.opts.chunk)
 
     # -- components (injected, or built from the config on first use) ---------------------------
@@ -138,9 +142,9 @@ class Pipeline(Housekeeping):
     def embedder(self):
         """The ONNX export when this machine has one (no torch import), else sentence-transformers."""
         if self._embedder is None:
-            from .embedding import Embedder, onnx_embedder
+            from .embedding import passage_embedder
 
-            self._embedder = onnx_embedder(self.config.embedder) or Embedder(self.config.embedder)
+            self._embedder = passage_embedder(self.config.embedders)
         return self._embedder
 
     @property
@@ -180,6 +184,9 @@ class Pipeline(Housekeeping):
         self.layout.check_usable(write=True)
         with WriterLock(self.layout):
             self.store.init()
+            if self.notice and not self.layout.config.exists():
+                report.warnings.append(self.notice)
+                self.progress("warning", message=self.notice)
             self.apply_config()
             self.reconcile()
             try:
@@ -198,7 +205,7 @@ class Pipeline(Housekeeping):
         """Bring the home to the wanted config: re-embed or re-chunk stored transcripts, never re-transcribe."""
         saved = self.layout.load_config()
         if saved is None:
-            saved = IndexConfig(embedder=self.store.get_meta("embedder") or self.config.embedder,
+            saved = IndexConfig().with_options(embedder=self.store.get_meta("embedder") or self.config.embedder,
                                 chunk=self.config.chunk, keywords=self.config.keywords)
         changes = saved.diff(self.config)
         has_data = bool(self.store.statuses())
@@ -448,21 +455,9 @@ class Pipeline(Housekeeping):
         self.vectors.compact()
         self.keywords.compact()
         if self._embedder is not None:
-            self._export_query_encoder()
+            from .embedding import export_missing
 
-    def _export_query_encoder(self) -> None:
-        """Export the embedder to ONNX once per machine, so `ask` (and later ingests) need no torch."""
-        from .embedding import Embedder, export_dir
-
-        out = export_dir(self.config.embedder)
-        if not isinstance(self._embedder, Embedder) or (out / "meta.json").exists():
-            return
-        try:
-            from .onnx_encoder import export_query_encoder
-
-            export_query_encoder(self.embedder.model, out)
-        except Exception as e:  # noqa: BLE001 - ask falls back to sentence-transformers
-            log.warning("could not export the query encoder to ONNX (%s); ask will be slower", e)
+            export_missing(self._embedder)
 
 
 def _first_line(e: BaseException) -> str:
