@@ -384,7 +384,7 @@ def _line_tokens(raw: str, speaker: str, lo: float, hi: float) -> tuple[list[_To
                 pending = min(max(t, lo), hi)
             elif voice:
                 end_word()
-                speaker = " ".join((voice.group(1) or "").split())
+                speaker = " ".join(html.unescape(voice.group(1) or "").split())  # annotations hold &amp; too
             elif tag.strip() == "/v":
                 end_word()
                 speaker = ""
