@@ -16,6 +16,8 @@ import srt
 import webvtt
 from conftest import run_cli
 from httpserver import serve
+from test_server import request
+from test_server import serve as serve_home
 
 from talkindex.formats import render
 from talkindex.transcripts import TranscriptUnusable, parse_transcript
@@ -244,6 +246,9 @@ def test_real_transcripts_through_a_feed_and_the_cli(tmp_path):
     out = tmp_path / "turns-out.vtt"
     out.write_text(vtt, encoding="utf-8")
     assert [html.unescape(c.text) for c in webvtt.read(str(out)).captions] == ["Yeah. Q&A <3", "Yeah."]
+    with serve_home(home) as (url, _proc, _lines):  # the page's download is the same file
+        status, headers, body = request(url, f"/api/episodes/{ids['Turns']}/transcript?format=vtt&download=1")
+    assert status == 200 and "attachment" in headers["content-disposition"] and body.decode() == vtt
     hits = json.loads(run_cli("ask", "ser libre era algo que parecía inalcanzable", "--json", home=home,
                               check=True).stdout)
     assert hits and hits[0]["title"] == "Netflix"
