@@ -7,12 +7,13 @@ into the same `Transcript` records ASR gives, so chunking and search need not ca
 Captions carry cue times, not word times: each cue's words get times spread over the cue by character
 length (`word_timing="estimated"`), or anchored at inline `<00:00:01.240>` tags where a cue has them.
 Each cue keeps its own times (cues may overlap: crosstalk is legal). Rolling captions (each cue
-repeating the previous line) are de-duplicated so no word appears twice, but only where the file is
-YouTube-style (inline timestamps) or the repeat comes from the same speaker in a back-to-back cue:
-an echo in dialogue or another speaker's "Yeah." is speech. HTML and plain-text transcripts carry no
-times and are refused: a hit must point at a moment. Every failure is a `TranscriptUnusable` with a
-one-line reason; no parser exception escapes. Chapters and language checks live in `talkindex.chapters` /
-`talkindex.langguess`; bytes → text (BOMs, charsets) in `talkindex.textdecode`.
+repeating the previous line) are de-duplicated so no word appears twice, but only where the repeat
+comes from the same speaker in a back-to-back cue (and, unless the file is YouTube-style with inline
+timestamps, repeats most of the previous line): an echo in dialogue or another speaker's "Yeah." is
+speech. HTML and plain-text transcripts carry no times and are refused: a hit must point at a moment.
+Every failure is a `TranscriptUnusable` with a one-line reason; no parser exception escapes. Chapters
+and language checks live in `talkindex.chapters` / `talkindex.langguess`; bytes → text (BOMs,
+charsets) in `talkindex.textdecode`.
 """
 
 from __future__ import annotations
@@ -326,8 +327,7 @@ def _segments_from_cues(cues: list[_Cue]) -> tuple[list[Segment], int]:
             if not keys:
                 continue
             skip = 0
-            if prev is not None and toks[0].speaker == prev.speaker and (
-                    youtube or cue.start - prev.end <= ROLLUP_GAP_S):
+            if prev is not None and toks[0].speaker == prev.speaker and cue.start - prev.end <= ROLLUP_GAP_S:
                 skip = _overlap(prev.last_line, prev.tail, keys, prev.ended, strict=not youtube)
             dropped += skip
             kept += toks[skip:]
