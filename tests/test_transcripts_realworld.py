@@ -76,6 +76,23 @@ def test_two_speakers_saying_the_same_word_are_two_turns():
     assert texts(parse_transcript(again, "text/vtt")) == ["No.", "No."]
 
 
+@pytest.mark.fast
+def test_subtitle_conventions_that_look_like_roll_up_are_speech():
+    """Patterns of pysrt's French film subtitles and capability tester (GPL-3.0, so not copied here)."""
+    said_twice = ("1\n00:01:20,342 --> 00:01:22,276\nTo the van!\n\n"
+                  "2\n00:01:22,311 --> 00:01:25,007\nTo the van!\n\n"  # 35 ms later: shouted twice
+                  "3\n00:01:25,007 --> 00:01:26,000\nTo the van!\n")  # even back to back: a cue all repeat
+    assert texts(parse_transcript(said_twice.encode(), "application/x-subrip")) == ["To the van!"] * 3
+    one_ms = ("4\n00:00:04,501 --> 00:00:07,500\nThis text should be normal\nThis text should be big\n\n"
+              "5\n00:00:07,501 --> 00:00:11,500\nThis should be an E with an accent\n"
+              "This text should be big and brown\n")  # the x,500 / x,501 convention, not roll-up
+    t = parse_transcript(one_ms.encode(), "application/x-subrip")
+    assert texts(t)[1] == "This should be an E with an accent This text should be big and brown"
+    roll_up = ("WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nTHE COUNCIL MET\n\n"
+               "00:00:03.000 --> 00:00:05.000\nTHE COUNCIL MET\nON TUESDAY NIGHT\n")  # 608 roll-up, converted
+    assert texts(parse_transcript(roll_up.encode(), "text/vtt")) == ["THE COUNCIL MET", "ON TUESDAY NIGHT"]
+
+
 # ---------------------------------------------------------------------- item 2: overlapping cues' times
 
 

@@ -8,12 +8,12 @@ Captions carry cue times, not word times: each cue's words get times spread over
 length (`word_timing="estimated"`), or anchored at inline `<00:00:01.240>` tags where a cue has them.
 Each cue keeps its own times (cues may overlap: crosstalk is legal). Rolling captions (each cue
 repeating the previous line) are de-duplicated so no word appears twice, but only where the repeat
-comes from the same speaker in a back-to-back cue (and, unless the file is YouTube-style with inline
-timestamps, repeats most of the previous line): an echo in dialogue or another speaker's "Yeah." is
-speech. HTML and plain-text transcripts carry no times and are refused: a hit must point at a moment.
-Every failure is a `TranscriptUnusable` with a one-line reason; no parser exception escapes. Chapters
-and language checks live in `talkindex.chapters` / `talkindex.langguess`; bytes → text (BOMs,
-charsets) in `talkindex.textdecode`.
+comes from the same speaker in a cue that starts where the previous one ends and, unless the file is
+YouTube-style (inline timestamps), repeats most of the previous line and adds new words: an echo in
+dialogue, a line said twice or another speaker's "Yeah." is speech. HTML and plain-text transcripts
+carry no times and are refused: a hit must point at a moment. Every failure is a `TranscriptUnusable`
+with a one-line reason; no parser exception escapes. Chapters and language checks live in
+`talkindex.chapters` / `talkindex.langguess`; bytes → text (BOMs, charsets) in `talkindex.textdecode`.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ _CODES = re.compile(r"\{\\[^{}]*\}|\{[YyCcFfSsPH]:[^{}]*\}|\\[Nnh]")
 _TIMING_LINE = re.compile(r"[ \t]*(?:\d+:)?\d{1,2}:\d{2}[.,]\d+[ \t]*-->")
 # A Podcasting 2.0 SRT speaker label: "Travis: …", "Speaker 2: …" at the start of a cue (plain text)
 _SRT_SPEAKER = re.compile(r"((?:[A-Z][\w'.-]*)(?: (?:[A-Z][\w'.-]*|\d+)){0,3}):[ \t]+(?=\S)")
-ROLLUP_GAP_S = 0.05  # cues this close (or overlapping) are back-to-back: a repeat there can be roll-up
+ROLLUP_GAP_S = 0.0015  # a roll-up cue starts where (or before) the previous one ends; subtitles leave gaps
 _KEY = re.compile(r"[^\w']+")
 _INLINE_TIME = re.compile(r"<(?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3}>")
 
@@ -318,17 +318,23 @@ def _segments_from_cues(cues: list[_Cue]) -> tuple[list[Segment], int]:
     prev: _Shown | None = None  # what the previous cue with words showed
     dropped = 0
     for cue in cues:
-        kept: list[_Tok] = []
+        lines: list[tuple[list[_Tok], list[str], int]] = []
         speaker = ""
-        shown = _Shown([], [], False, "", cue.end)
         for raw in cue.lines:
             toks, speaker = _line_tokens(raw, speaker, cue.start, cue.end)
             keys = [_key(t.text) or t.text for t in toks]
             if not keys:
                 continue
             skip = 0
-            if prev is not None and toks[0].speaker == prev.speaker and cue.start - prev.end <= ROLLUP_GAP_S:
+            if (prev is not None and toks[0].speaker == prev.speaker and cue.start - prev.end <= ROLLUP_GAP_S
+                    and (youtube or not lines)):  # roll-up repeats the previous rows at the top of a cue
                 skip = _overlap(prev.last_line, prev.tail, keys, prev.ended, strict=not youtube)
+            lines.append((toks, keys, skip))
+        if not youtube and all(skip == len(keys) for _, keys, skip in lines):
+            lines = [(toks, keys, 0) for toks, keys, _ in lines]  # roll-up adds words: a cue all repeat is speech
+        kept: list[_Tok] = []
+        shown = _Shown([], [], False, "", cue.end)
+        for toks, keys, skip in lines:
             dropped += skip
             kept += toks[skip:]
             shown.tail = (shown.tail + keys[skip:])[-64:]
@@ -413,7 +419,8 @@ def _overlap(last_line: list[str], tail: list[str], keys: list[str], ended: bool
     A line equal to the previous one, or growing it (roll-up), repeats it; so does a run of 3+ words
     ending the previous cue. A one-word previous line that ended a sentence ("So.") is not grown.
     `strict` (no inline timestamps): the run must be most of the previous line, so an echo of the
-    last few words ("… si eras mujer." / "Si eras mujer, en 1928") is kept as speech.
+    last few words ("… si eras mujer." / "Si eras mujer, en 1928") is kept as speech; the caller also
+    keeps a cue that would lose every word ("A la fourgonnette!" twice is said twice).
     """
     if keys == last_line:
         return len(keys)
