@@ -125,7 +125,7 @@ def test_gb2312_srt_reads_with_the_declared_charset_or_a_reported_guess():
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("encoding", ["utf-32", "utf-16", "utf-8-sig"])
+@pytest.mark.parametrize("encoding", ["utf-32", "utf-16", "utf-8-sig", "utf-16-le", "utf-32-be"])  # BOM-less too
 def test_bom_files_and_nul_padding_read_as_the_utf8_file(encoding):
     plain = real("podcast-namespace_example.vtt")
     want = parse_transcript(plain, "text/vtt")

@@ -50,7 +50,7 @@ def decode_body(body: bytes, content_type: str) -> tuple[str, str | None]:
     if text is None and declared and declared.startswith(("utf-16", "utf-32")):
         text = body.decode(declared, errors="replace")
     if text is None:
-        text = _without_bom_utf16(body)
+        text = _without_bom_wide(body)
     if text is None:
         try:
             text = body.decode("utf-8")
@@ -74,19 +74,22 @@ def decode_body(body: bytes, content_type: str) -> tuple[str, str | None]:
     return text.replace("\x00", ""), note
 
 
-def _without_bom_utf16(body: bytes) -> str | None:
-    """UTF-16 without a BOM: ASCII-range text has a NUL in every other byte."""
-    if len(body) < 8 or len(body) % 2:
-        return None
-    head = body[:4096]
-    odd, even = head[1::2].count(0), head[0::2].count(0)
-    half = len(head) // 2
-    for enc, zeros, other in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
-        if zeros > 0.6 * half and other < 0.05 * half:
-            try:
-                return body.decode(enc)
-            except UnicodeDecodeError:
-                return None
+def _without_bom_wide(body: bytes) -> str | None:
+    """UTF-32/UTF-16 without a BOM: ASCII-range text has NULs in the same byte lanes throughout."""
+    for width, encs in ((4, ("utf-32-le", "utf-32-be")), (2, ("utf-16-le", "utf-16-be"))):
+        if len(body) < 4 * width or len(body) % width:
+            continue
+        head = body[: 4096 - 4096 % width]
+        n = len(head) // width
+        lanes = [head[i::width].count(0) for i in range(width)]
+        text_lane = {"utf-32-le": 0, "utf-32-be": 3, "utf-16-le": 0, "utf-16-be": 1}
+        for enc in encs:
+            t = text_lane[enc]
+            if lanes[t] < 0.05 * n and all(z > 0.6 * n for i, z in enumerate(lanes) if i != t):
+                try:
+                    return body.decode(enc)
+                except UnicodeDecodeError:
+                    return None
     return None
 
 
