@@ -119,6 +119,9 @@ def test_gb2312_srt_reads_with_the_declared_charset_or_a_reported_guess():
     t = parse_transcript(raw, "application/x-subrip; charset=gb2312")
     assert [" ".join(x.split()) for x in texts(t)] == [" ".join(x.split()) for x in expected]
     assert spans(t) == [(27.0, 30.73), (31.5, 34.1), (34.1, 36.57)] and t.notes == []
+    netflix = real("webvtt-py_netflix_chicas_del_cable.vtt")  # UTF-8 mislabelled (a server default)
+    assert texts(parse_transcript(netflix, "text/vtt; charset=iso-8859-1")) == texts(
+        parse_transcript(netflix, "text/vtt"))
     guessed = parse_transcript(raw, "application/x-subrip")
     assert texts(guessed) == texts(t)
     assert guessed.notes == ["no charset declared; read as gb18030 (guessed)"]
