@@ -180,16 +180,15 @@ def _separate_cues(text: str) -> str:
     """Put the blank line back where a file forgot it before a cue, so a cue number is not cue text.
 
     A timing line right after text starts a new cue; a number just before it is that cue's id."""
-    lines = text.splitlines()
     out: list[str] = []
-    for ln in lines:
-        if _TIMING_LINE.match(ln) and out and out[-1].strip() and len(out) >= 2 and out[-2].strip():
+    for ln in re.split(r"\r\n|\r|\n", text):  # WebVTT's line ends only (not U+2028 inside cue text)
+        if _TIMING_LINE.match(ln) and len(out) >= 2 and out[-1].strip() and out[-2].strip():
             if out[-1].strip().isdigit():
                 out.insert(len(out) - 1, "")
             else:
                 out.append("")
         out.append(ln)
-    return "\n".join(out) + "\n"
+    return "\n".join(out)
 
 
 def _srt_cues(text: str) -> tuple[list[_Cue], list[str]]:
