@@ -171,6 +171,12 @@ def test_overlapping_cues_keep_their_own_times():
                          "text/vtt")
     assert sorted((s.start, s.end, s.text.strip()) for s in t.segments) == [
         (0.0, 44.0, "while the guest answers"), (0.0, 84.0, "the host talks over everything")]
+    # a sentence that starts late in a long cue and ends in an overlapping short one never ends before it starts
+    t = parse_transcript(make_vtt([(0, 10, "Some opening words are said here. And then"), (1, 3, "it ends.")]),
+                         "text/vtt")
+    sents, chunks = chunking.chunk_transcript(t)
+    assert [s.text for s in sents] == ["Some opening words are said here.", "And then it ends."]
+    assert all(x.start <= x.end for x in sents + chunks) and sents[1].start > 3
 
 
 def test_chunking_sentences_start_at_the_cue_times():
