@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 from .errors import SourceError
 from .records import Chapter, Episode
-from .transcripts import MAX_BYTES, TranscriptUnusable, as_number, clip_text, decode_text
+from .textdecode import decode_text
+from .transcripts import MAX_BYTES, TranscriptUnusable, as_number, clip_text
 
 
 def _finish(chapters: list[Chapter], duration: float | None = None) -> list[Chapter]:
