@@ -165,12 +165,58 @@ def line(name: str, s: dict) -> str:
             f"  ({s['found']} found / {s['true']} true)")
 
 
+def topic_homes(cache: Path) -> dict[str, Path]:
+    """Copies of the devset3 home re-chunked with chapter-bounded chunks off and on (no ASR again)."""
+    import shutil
+
+    from talkindex.home import ChunkOptions
+    from talkindex.pipeline import IngestOptions, Pipeline
+
+    out = {}
+    for mode in ("off", "on"):
+        h = cache / f"topics_{mode}"
+        if not (h / "bench_done").exists():
+            shutil.rmtree(h, ignore_errors=True)
+            shutil.copytree(cache / "home_devset3", h)
+            pipe = Pipeline(h, IngestOptions(chunk=ChunkOptions(chapter_bounded=mode == "on")))
+            pipe.store.init()
+            pipe.store.requeue_indexed(drop_chunks=True)  # re-chunk and re-embed from the stored transcripts
+            pipe.ingest([])
+            (h / "bench_done").write_text("")
+        out[mode] = h
+    return out
+
+
+def topic_scores(h: Path) -> tuple[float, float, int, int]:
+    """(topic questions whose top hit lies in the right section, sentence questions answered in the top 5)."""
+    from talkindex.api import Index
+
+    root = FIXTURES / "devset3"
+    truth = json.loads((root / "truth.json").read_text())
+    idx = Index(h)
+    stem = {e["id"]: Path(e["media_url"]).stem for e in idx.episodes()}
+    tq = json.loads((root / "topic_questions.json").read_text())
+    inside = 0
+    for q, hits in zip(tq, idx.ask_many([q["query"] for q in tq], k=1), strict=True):
+        c = truth[q["episode"]]["chapters"][q["chapter_index"]]
+        top = hits[0] if hits else None
+        inside += bool(top) and stem[top.episode_id] == q["episode"] and c["start"] - 1 <= top.start <= c["end"]
+    sq = json.loads((root / "questions.json").read_text())
+    found = 0
+    for q, hits in zip(sq, idx.ask_many([q["query"] for q in sq], k=5), strict=True):
+        t = truth[q["episode"]]["sentences"][q["answer_sentence_index"]]["start"]
+        found += any(stem[h.episode_id] == q["episode"] and h.start - 1 <= t <= h.end for h in hits)
+    return inside / len(tq), found / len(sq), len(tq), len(sq)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / ".cache" / "chapters",
                     help="where the ingested homes are kept (one per fixture)")
     ap.add_argument("--grid", action="store_true", help="sweep the detector's parameters")
     ap.add_argument("--show", action="store_true", help="print every detected chapter")
+    ap.add_argument("--topics", action="store_true",
+                    help="devset3 questions with chapter-bounded chunks off vs on (re-chunks two copies once)")
     a = ap.parse_args()
     if not (FIXTURES / "devset3" / "truth.json").exists():
         raise SystemExit(f"{FIXTURES}: the shared fixtures are absent")
@@ -178,6 +224,12 @@ def main() -> None:
     d3 = devset3_eps(a.cache / "home_devset3")
     cat = concatenations([a.cache / "home_devset", a.cache / "home_devset2"])
     base = DetectOptions()
+    if a.topics:
+        for mode, h in topic_homes(a.cache).items():
+            top, r5, nt, ns = topic_scores(h)
+            print(f"chapter_bounded {mode:<3}: topic questions with the top hit in the right section {top:.2f} "
+                  f"(of {nt}); sentence questions answered in the top 5 {r5:.2f} (of {ns})")
+        return
     if a.grid:
         rows = []
         for block, smooth, depth, min_s in itertools.product((3, 4, 5, 6, 8), (0, 1, 2), (0.05, 0.1, 0.15, 0.2, 0.25),

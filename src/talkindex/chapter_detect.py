@@ -30,12 +30,14 @@ TITLE_WORDS = 9  # a detected chapter's title: at most this many words of its ce
 class DetectOptions:
     """Tuned on devset3 and devset/devset2 concatenations (benchmarks/bench_chapters.py)."""
 
-    block: int = 6  # sentences on each side of a gap whose mean vectors are compared
-    smooth: int = 1  # moving-average half-width over the gap similarities
-    min_depth: float = 0.15  # a valley must dip at least this far below its surrounding peaks
+    block: int = 4  # sentences on each side of a gap whose mean vectors are compared
+    smooth: int = 2  # moving-average half-width over the gap similarities
+    spread: int = 2  # a boundary is the lowest similarity among this many gaps on either side
+    min_depth: float = 0.25  # a valley must dip at least this far below its surrounding peaks …
+    relative: float = 0.5  # … and at least this fraction of the episode's deepest valley
     min_chapter_s: float = 20.0  # no boundary closer than this to another or to either end
     min_sentences: int = 12  # shorter transcripts get one chapter: too little text to compare
-    cue_weight: float = 0.15  # added to the depth of a gap whose next sentence opens with a transition
+    cue_weight: float = 0.3  # added to the depth of a gap whose next sentence opens with a transition
 
 
 # Spoken transitions that open a new topic ("okay, let's talk about …", "we're almost out of time"):
@@ -108,12 +110,18 @@ def boundaries(starts: np.ndarray, vecs: np.ndarray, duration: float, opts: Dete
         return []
     sim = _smooth(gap_similarity(vecs, opts.block), opts.smooth)
     depth = depth_scores(sim)
+    gaps = np.arange(1, n)  # blocks cut short by the episode's ends are noisier: their valleys count less
+    depth = depth * np.sqrt(np.minimum(np.minimum(gaps, n - gaps), opts.block) / opts.block)
+    # only the lowest point of a valley counts (a noisy slope has local minima of its own)
+    low = np.array([sim[g] <= sim[max(0, g - opts.spread):g + opts.spread + 1].min() for g in range(len(sim))])
+    depth = np.where(low, depth, 0.0)
     if texts is not None and opts.cue_weight:
         depth = depth + opts.cue_weight * np.array([cue(t) for t in texts[1:]], np.float32)
     end = max(float(duration), float(starts[-1]))
     chosen: list[int] = []
+    floor = max(opts.min_depth, opts.relative * float(depth.max(initial=0.0)))
     for g in np.argsort(-depth, kind="stable"):
-        if depth[g] < opts.min_depth:
+        if depth[g] < floor:
             break
         i = int(g) + 1  # gap g lies before sentence g+1
         t = float(starts[i])
@@ -135,9 +143,14 @@ def title_for(texts: list[str], vecs: np.ndarray) -> str:
     return short_phrase(texts[int(np.argmax(score))])
 
 
+_FILLER = re.compile(r"^(?:(?:and|so|but|yes|yeah|no|oh|well|okay|ok|right|um|uh|now|also)\b[,.!]?\s+)+", re.IGNORECASE)
+
+
 def short_phrase(text: str, max_words: int = TITLE_WORDS) -> str:
-    """A sentence's first clause (or first `max_words` words), without trailing punctuation."""
-    words = text.split()
+    """A sentence's first clause (or first `max_words` words), without leading fillers ("So, …", "And …")
+    or trailing punctuation."""
+    rest = _FILLER.sub("", text.strip())
+    words = (rest[:1].upper() + rest[1:]).split() if rest else text.split()
     cut = words[:max_words]
     for i, w in enumerate(cut):  # stop at the first clause break after a few words
         if i >= 3 and w.endswith((",", ";", ":", "—")):
