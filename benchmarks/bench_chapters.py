@@ -250,6 +250,9 @@ def main() -> None:
                 print(f"  {e.name}: true {[round(t) for t in e.truth]}  found {[round(t) for t in found]}")
                 for c in chapters:
                     print(f"    {c.start:7.1f}  {c.title}")
+    bare = replace(base, cue_weight=0.0)  # ablation: sentence vectors alone
+    for name, eps in (("devset3, no cue phrases", d3), ("concatenations, no cue phrases", cat)):
+        print(line(name, score(eps, bare)))
     audio = sum(e.duration for e in d3)
     reps = 20
     t0 = time.perf_counter()

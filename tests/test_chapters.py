@@ -56,7 +56,8 @@ def test_detection_works_on_any_unit_vectors_without_a_model():
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     starts = np.arange(60) * 5.0
     chapters = detect_chapters(starts, [f"sentence number {i} of the talk." for i in range(60)], vecs, 300.0)
-    assert [c.start for c in chapters] == [0.0, 100.0, 200.0]
+    assert len(chapters) == 3 and chapters[0].start == 0.0  # the joins, give or take one sentence
+    assert abs(chapters[1].start - 100.0) <= 5.0 and abs(chapters[2].start - 200.0) <= 5.0, chapters
     assert all(c.source == DETECTED for c in chapters) and chapters[-1].end == 300.0
     assert detect_chapters(starts[:5], ["a b c d e."] * 5, vecs[:5], 25.0)[0].start == 0.0  # short: one chapter
 

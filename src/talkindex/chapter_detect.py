@@ -3,8 +3,9 @@
 Most episodes publish no chapters, so a long transcript reads as one block and a hit lacks context.
 The method is TextTiling (Hearst 1997) with sentence embeddings in place of word counts, as in
 recent embedding-based segmenters (e.g. Solbiati et al. 2021): at every gap between sentences, the
-cosine between the mean vector of the sentences just before and just after it; smoothed; a gap's
-depth is how far that similarity dips below the peaks on either side. Deep valleys are boundaries,
+cosine between the mean (episode-centred) vector of the sentences just before and just after it;
+smoothed; a gap's depth is how far that similarity dips below the peaks on either side, plus a bonus
+when the next sentence opens with a spoken transition ("let's talk about …"). Deep valleys are boundaries,
 deepest first, none closer than `min_chapter_s` to another or to the episode's ends.
 
 Pure functions on arrays: vectors are whatever unit-norm sentence vectors the home stores (any
@@ -30,14 +31,14 @@ TITLE_WORDS = 9  # a detected chapter's title: at most this many words of its ce
 class DetectOptions:
     """Tuned on devset3 and devset/devset2 concatenations (benchmarks/bench_chapters.py)."""
 
-    block: int = 4  # sentences on each side of a gap whose mean vectors are compared
+    block: int = 12  # sentences on each side of a gap whose mean vectors are compared
     smooth: int = 2  # moving-average half-width over the gap similarities
     spread: int = 2  # a boundary is the lowest similarity among this many gaps on either side
-    min_depth: float = 0.25  # a valley must dip at least this far below its surrounding peaks …
+    min_depth: float = 0.4  # a valley must dip at least this far below its surrounding peaks …
     relative: float = 0.5  # … and at least this fraction of the episode's deepest valley
     min_chapter_s: float = 20.0  # no boundary closer than this to another or to either end
     min_sentences: int = 12  # shorter transcripts get one chapter: too little text to compare
-    cue_weight: float = 0.3  # added to the depth of a gap whose next sentence opens with a transition
+    cue_weight: float = 0.5  # added to the depth of a gap whose next sentence opens with a transition
 
 
 # Spoken transitions that open a new topic ("okay, let's talk about …", "we're almost out of time"):
@@ -74,6 +75,14 @@ def gap_similarity(vecs: np.ndarray, block: int) -> np.ndarray:
     return np.einsum("ij,ij->i", left, right) / np.maximum(norm, 1e-9)
 
 
+def centred(vecs: np.ndarray) -> np.ndarray:
+    """Unit vectors less the episode's mean direction: what every sentence shares (the show's domain, the
+    speakers' style) says nothing about where topics change, and it swamps the cosines that do."""
+    v = np.asarray(vecs, np.float32)
+    v = v - v.mean(axis=0)
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
+
+
 def depth_scores(sim: np.ndarray) -> np.ndarray:
     """Hearst's depth: (highest peak reached climbing left − s) + (highest climbing right − s)."""
     n = len(sim)
@@ -108,7 +117,7 @@ def boundaries(starts: np.ndarray, vecs: np.ndarray, duration: float, opts: Dete
     n = len(starts)
     if n < opts.min_sentences or len(vecs) != n:
         return []
-    sim = _smooth(gap_similarity(vecs, opts.block), opts.smooth)
+    sim = _smooth(gap_similarity(centred(vecs), opts.block), opts.smooth)
     depth = depth_scores(sim)
     gaps = np.arange(1, n)  # blocks cut short by the episode's ends are noisier: their valleys count less
     depth = depth * np.sqrt(np.minimum(np.minimum(gaps, n - gaps), opts.block) / opts.block)
