@@ -296,7 +296,8 @@ def create_app(home: str | Path | None = None, index: Index | None = None) -> Fa
         lines = []  # the index's sentences under chapter headings, not caption fragments
         for sec in sections(tr) if tr else []:
             for j, s in enumerate(sec.sentences):
-                lines.append({"i": len(lines), "seg": s, "heading": sec.chapter if j == 0 else None})
+                heading = (sec.chapter.title or "(untitled)") if j == 0 and sec.chapter else ""
+                lines.append({"i": len(lines), "seg": s, "heading": heading})
         current = max((ln["i"] for ln in lines if ln["seg"].start <= t + 0.05), default=0) if t is not None else -1
         return page("episode.html", ep=row, player=player(index, row), lines=lines, current=current,
                     t=t if t is not None else "", transcript=tr, formats=FORMATS,
