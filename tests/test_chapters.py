@@ -124,6 +124,9 @@ def test_detected_chapters_at_ingest_and_the_outline(home):
     words = set(re.findall(r"[a-z']+", " ".join(s["text"] for s in doc["segments"]).lower()))
     for c in doc["chapters"]:  # extractive: every title word was spoken
         assert c["source"] == "detected" and set(re.findall(r"[a-z']+", c["title"].lower())) <= words, c
+    hit = json.loads(run_cli("ask", "how do canary releases work", "--json", "--episode", eid, home=h,
+                             check=True).stdout)[0]
+    assert hit["chapter"] in {c["title"] for c in doc["chapters"]}  # a hit names its detected chapter
     outline = run_cli("transcript", eid, "--format", "outline", home=h, check=True).stdout.splitlines()
     assert len(outline) == 3 and all(re.fullmatch(r"\d\d:\d\d:\d\d  .+  \(detected\)", ln) for ln in outline)
     yt = run_cli("transcript", eid, "--format", "youtube", home=h, check=True).stdout.splitlines()

@@ -23,7 +23,6 @@ import numpy as np
 from .records import Chapter
 
 DETECTED = "detected"
-PUBLISHED = "published"
 TITLE_WORDS = 9  # a detected chapter's title: at most this many words of its central sentence
 
 
