@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from conftest import ROOT, SAMPLES, run_cli
 from httpserver import serve
+from test_server import request
+from test_server import serve as serve_home
 from test_transcripts_first import item, transcript_tag, ts
 
 from talkindex.chapter_detect import DETECTED, detect_chapters, short_phrase
@@ -134,6 +136,19 @@ def test_detected_chapters_at_ingest_and_the_outline(home):
     txt = run_cli("transcript", eid, home=h, check=True).stdout
     body = [ln for ln in txt.splitlines() if ln and not ln.startswith("## ")]
     assert txt.count("## ") == 3 and all(ln.endswith((".", "?", "!")) for ln in body)  # sentences, not cues
+
+
+def test_episode_page_outline_above_the_sentences(home):
+    h, _ = home
+    eid = _episodes(h)["No chapters"]["id"]
+    doc = json.loads(run_cli("transcript", eid, "--format", "json", home=h, check=True).stdout)
+    with serve_home(h) as (base, _proc, _lines):
+        status, _, body = request(base, f"/episode/{eid}")
+    page = body.decode()
+    assert status == 200 and page.index('id="outline"') < page.index('id="transcript"')
+    starts = [float(x) for x in re.findall(r'class="seek" href="\?t=[^"]+" data-start="([^"]+)"', page)]
+    assert starts == [c["start"] for c in doc["chapters"]]
+    assert page.count('<h2 class="chapter">') == 3 and "(detected)" in page
 
 
 def test_published_chapters_win_and_damaged_ones_fall_back_with_one_warning(home):
