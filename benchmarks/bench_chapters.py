@@ -232,13 +232,15 @@ def main() -> None:
         return
     if a.grid:
         rows = []
-        for block, smooth, depth, min_s in itertools.product((3, 4, 5, 6, 8), (0, 1, 2), (0.05, 0.1, 0.15, 0.2, 0.25),
-                                                             (20.0, 30.0)):
-            o = replace(base, block=block, smooth=smooth, min_depth=depth, min_chapter_s=min_s)
+        for block, share, spread, depth, cue, rel in itertools.product(
+                (12, 16), (5, 6, 8), (2, 4), (0.3, 0.4, 0.5), (0.4, 0.5), (0.4, 0.5, 0.6)):
+            o = replace(base, block=block, block_share=share, spread=spread, min_depth=depth, cue_weight=cue,
+                        relative=rel)
             s3, sc = score(d3, o), score(cat, o)
             rows.append((min(s3["F"], sc["F"]), o, s3, sc))
         for _f, o, s3, sc in sorted(rows, key=lambda r: -r[0])[:15]:
-            print(f"block {o.block} smooth {o.smooth} depth {o.min_depth} min {o.min_chapter_s}: "
+            print(f"block {o.block} share {o.block_share} spread {o.spread} depth {o.min_depth} cue {o.cue_weight} "
+                  f"relative {o.relative}: "
                   f"devset3 P {s3['P']:.2f} R {s3['R']:.2f} | concat P {sc['P']:.2f} R {sc['R']:.2f}")
         return
     print(f"detector: {base}")

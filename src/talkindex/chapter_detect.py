@@ -30,14 +30,15 @@ TITLE_WORDS = 9  # a detected chapter's title: at most this many words of its ce
 class DetectOptions:
     """Tuned on devset3 and devset/devset2 concatenations (benchmarks/bench_chapters.py)."""
 
-    block: int = 12  # sentences on each side of a gap whose mean vectors are compared
+    block: int = 16  # sentences on each side of a gap whose mean vectors are compared, at most …
+    block_share: int = 6  # … 1/block_share of the episode's sentences (short talks, short blocks), at least 4
     smooth: int = 2  # moving-average half-width over the gap similarities
-    spread: int = 2  # a boundary is the lowest similarity among this many gaps on either side
+    spread: int = 4  # a boundary is the lowest similarity among this many gaps on either side
     min_depth: float = 0.4  # a valley must dip at least this far below its surrounding peaks …
-    relative: float = 0.5  # … and at least this fraction of the episode's deepest valley
+    relative: float = 0.4  # … and at least this fraction of the episode's deepest valley
     min_chapter_s: float = 20.0  # no boundary closer than this to another or to either end
     min_sentences: int = 12  # shorter transcripts get one chapter: too little text to compare
-    cue_weight: float = 0.5  # added to the depth of a gap whose next sentence opens with a transition
+    cue_weight: float = 0.4  # added to the depth of a gap whose next sentence opens with a transition
 
 
 # Spoken transitions that open a new topic ("okay, let's talk about …", "we're almost out of time"):
@@ -116,10 +117,11 @@ def boundaries(starts: np.ndarray, vecs: np.ndarray, duration: float, opts: Dete
     n = len(starts)
     if n < opts.min_sentences or len(vecs) != n:
         return []
-    sim = _smooth(gap_similarity(centred(vecs), opts.block), opts.smooth)
+    block = int(np.clip(n // opts.block_share, 4, opts.block))
+    sim = _smooth(gap_similarity(centred(vecs), block), opts.smooth)
     depth = depth_scores(sim)
     gaps = np.arange(1, n)  # blocks cut short by the episode's ends are noisier: their valleys count less
-    depth = depth * np.sqrt(np.minimum(np.minimum(gaps, n - gaps), opts.block) / opts.block)
+    depth = depth * np.sqrt(np.minimum(np.minimum(gaps, n - gaps), block) / block)
     # only the lowest point of a valley counts (a noisy slope has local minima of its own)
     low = np.array([sim[g] <= sim[max(0, g - opts.spread):g + opts.spread + 1].min() for g in range(len(sim))])
     depth = np.where(low, depth, 0.0)
