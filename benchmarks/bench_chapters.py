@@ -209,6 +209,39 @@ def topic_scores(h: Path) -> tuple[float, float, int, int]:
     return inside / len(tq), found / len(sq), len(tq), len(sq)
 
 
+def chapter_level(h: Path) -> float:
+    """Topic questions whose best chapter as a whole (query vs the mean of its sentence vectors) has its
+    midpoint in the right section: would a chapter-level score help broad questions?"""
+    import duckdb
+
+    from talkindex.embedding import Embedder
+    from talkindex.home import Layout
+    from talkindex.records import chapters_of
+
+    root = FIXTURES / "devset3"
+    truth = json.loads((root / "truth.json").read_text())
+    tq = json.loads((root / "topic_questions.json").read_text())
+    con = duckdb.connect(str(Layout(h).db), read_only=True)
+    units = []
+    for eid, media, chapters in con.execute("SELECT id, media_url, chapters FROM episodes").fetchall():
+        starts = np.array([r[0] for r in con.execute(
+            "SELECT start FROM sentences WHERE episode_id = ? ORDER BY idx", [eid]).fetchall()])
+        with np.load(Layout(h).embeddings(eid)) as z:
+            vecs = z["sent_vecs"].astype(np.float32)
+        for c in chapters_of(chapters):
+            m = (starts >= c.start - 0.05) & (starts < (c.end or np.inf))
+            centroid = vecs[m].mean(axis=0)
+            units.append((Path(media).stem, (c.start + (c.end or c.start)) / 2, centroid / np.linalg.norm(centroid)))
+    con.close()
+    q = Embedder().encode_queries([x["query"] for x in tq]) @ np.stack([u[2] for u in units]).T
+    ok = 0
+    for i, x in enumerate(tq):
+        stem, mid, _ = units[int(np.argmax(q[i]))]
+        sec = truth[x["episode"]]["chapters"][x["chapter_index"]]
+        ok += stem == x["episode"] and sec["start"] - 1 <= mid <= sec["end"]
+    return ok / len(tq)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / ".cache" / "chapters",
@@ -229,6 +262,8 @@ def main() -> None:
             top, r5, nt, ns = topic_scores(h)
             print(f"chapter_bounded {mode:<3}: topic questions with the top hit in the right section {top:.2f} "
                   f"(of {nt}); sentence questions answered in the top 5 {r5:.2f} (of {ns})")
+        print(f"chapter-level (query vs detected chapter centroid): best chapter in the right section "
+              f"{chapter_level(a.cache / 'topics_on'):.2f}")
         return
     if a.grid:
         rows = []
