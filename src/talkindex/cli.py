@@ -214,9 +214,10 @@ def list_(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
 def transcript(
     episode_id: Annotated[str, typer.Argument(help="Episode id (see `talkindex list`).")],
     home: HomeOpt = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="txt | srt | vtt | json")] = "txt",
+    format: Annotated[str, typer.Option("--format", "-f", help="txt | srt | vtt | json | outline (chapters and "
+                                        "where they came from) | youtube (`00:00 Title` lines)")] = "txt",
 ) -> None:
-    """Print an episode's transcript as text, SRT, WebVTT or JSON (with word timestamps, speakers, chapters)."""
+    """Print an episode's transcript (text, SRT, WebVTT, JSON) or its chapters (outline, YouTube lines)."""
     from .formats import FORMATS, render
 
     if format not in FORMATS:

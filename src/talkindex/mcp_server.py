@@ -17,7 +17,7 @@ from mcp.types import ToolAnnotations
 
 from .api import Index
 from .errors import TalkindexError
-from .formats import hms
+from .formats import hms, render
 
 MAX_K = 50
 MAX_QUESTION = 500
@@ -59,20 +59,27 @@ def build_server(home: str | Path | None = None, index: Index | None = None) -> 
 
     @server.tool(annotations=READ_ONLY)
     def list_episodes() -> list[dict]:
-        """Episodes in the index: id, title, show, published date, duration (s), status and chunk count."""
-        keep = ("id", "title", "show", "published", "duration", "status", "chunks", "webpage_url")
+        """Episodes in the index: id, title, show, published date, duration (s), status, chunk count and
+        chapter count with their source (published | detected)."""
+        keep = ("id", "title", "show", "published", "duration", "status", "chunks", "chapters", "chapters_source",
+                "webpage_url")
         try:
             return [{k: e.get(k) for k in keep} for e in index.episodes()]
         except TalkindexError as e:
             raise ToolError(str(e)) from None
 
     @server.tool(annotations=READ_ONLY)
-    def get_transcript(episode_id: str, start: Optional[float] = None, end: Optional[float] = None) -> str:
-        """An episode's transcript as `[HH:MM:SS] sentence` lines; `start`/`end` (seconds) keep only that window."""
+    def get_transcript(episode_id: str, start: Optional[float] = None, end: Optional[float] = None,
+                       outline: bool = False) -> str:
+        """An episode's transcript as `[HH:MM:SS] sentence` lines; `start`/`end` (seconds) keep only that window.
+
+        `outline`: only its chapters instead, `HH:MM:SS  title  (published|detected)` lines."""
         try:
             t = index.transcript(episode_id)
         except TalkindexError as e:
             raise ToolError(str(e)) from None
+        if outline:
+            return render(t, "outline") or "(no chapters)"
         lo = start if start is not None else float("-inf")
         hi = end if end is not None else float("inf")
         lines = [f"[{hms(s.start)}] " + (f"{s.speaker}: " if getattr(s, "speaker", "") else "") + s.text.strip()
