@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from talkindex.chapter_detect import DetectOptions, detect_chapters  # noqa: E402
 
+REENCODE = None  # set by --embedder: texts → sentence vectors of another embedder / the ensemble
 TOL = 15.0  # seconds: a detected boundary this close to a true one is a hit
 GROUP = 4  # episodes per concatenation
 
@@ -82,6 +83,8 @@ def load_home(home: Path) -> dict[str, tuple[np.ndarray, list[str], np.ndarray, 
         rows = con.execute("SELECT start, text FROM sentences WHERE episode_id = ? ORDER BY idx", [eid]).fetchall()
         with np.load(layout.embeddings(eid)) as z:
             vecs = z["sent_vecs"].astype(np.float32)
+        if REENCODE:  # --embedder: the same sentences re-encoded (bench_retrieval's vector cache)
+            vecs = REENCODE([r[1] for r in rows]).astype(np.float16).astype(np.float32)
         out[Path(media).stem] = (np.array([r[0] for r in rows]), [r[1] for r in rows], vecs, float(duration))
     con.close()
     return out
@@ -250,7 +253,16 @@ def main() -> None:
     ap.add_argument("--show", action="store_true", help="print every detected chapter")
     ap.add_argument("--topics", action="store_true",
                     help="devset3 questions with chapter-bounded chunks off vs on (re-chunks two copies once)")
+    ap.add_argument("--embedder", help="re-encode the stored sentences with this bench_retrieval embedder "
+                    "(e.g. minilm+mpnet, the ensemble) instead of the homes' own vectors")
     a = ap.parse_args()
+    if a.embedder:
+        global REENCODE
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from bench_retrieval import CACHE, EmbedCache
+
+        cache = EmbedCache(CACHE / "emb")
+        REENCODE = lambda texts: cache.encode(a.embedder, texts)  # noqa: E731
     if not (FIXTURES / "devset3" / "truth.json").exists():
         raise SystemExit(f"{FIXTURES}: the shared fixtures are absent")
     secs = {d: ingest(FIXTURES / d, a.cache / f"home_{d}") for d in ("devset3", "devset", "devset2")}
