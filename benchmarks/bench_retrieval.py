@@ -143,7 +143,12 @@ class EmbedCache:
         if embedder not in self._models:
             from talkindex.embedding import Embedder
 
-            self._models[embedder] = E5() if embedder == "e5" else Embedder(EMBEDDERS[embedder])
+            if embedder == "e5":
+                self._models[embedder] = E5()
+            elif embedder.endswith("-q8"):
+                self._models[embedder] = Int8Passages(EMBEDDERS[embedder.removesuffix("-q8")])
+            else:
+                self._models[embedder] = Embedder(EMBEDDERS[embedder])
         return self._models[embedder]
 
 
@@ -162,9 +167,9 @@ class E5:
         return np.asarray(self.m.query(texts), np.float32).reshape(len(texts), -1)
 
 
-def int8_query_encoder():
-    """The machine's MiniLM ONNX export with weights quantised to int8 (onnxruntime dynamic
-    quantisation), made once under benchmarks/.cache: a candidate for a faster query side."""
+def int8_query_encoder(name: str = "all-MiniLM-L6-v2"):
+    """The machine's ONNX export of `name` with weights quantised to int8 (onnxruntime dynamic
+    quantisation), made once under benchmarks/.cache: a candidate for a faster query or passage side."""
     import json as _json
     import shutil
 
@@ -173,15 +178,32 @@ def int8_query_encoder():
     from talkindex.embedding import export_dir
     from talkindex.onnx_encoder import OnnxQueryEncoder
 
-    src, dst = export_dir("all-MiniLM-L6-v2"), Path(__file__).resolve().parent / ".cache" / "minilm-int8-query"
+    key = {"all-MiniLM-L6-v2": "minilm", "all-mpnet-base-v2": "mpnet"}[name]
+    src, dst = export_dir(name), Path(__file__).resolve().parent / ".cache" / f"{key}-int8"
     if not (dst / "meta.json").exists():
         shutil.rmtree(dst, ignore_errors=True)
-        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("meta.json"))
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("meta.json", "model.onnx*"))
         quantize_dynamic(str(src / "model.onnx"), str(dst / "model.onnx"), weight_type=QuantType.QInt8)
+        (dst / "model.onnx.data").touch()  # the int8 weights are inside model.onnx; the loader expects the file
         meta = _json.loads((src / "meta.json").read_text())
         meta["files"] = {n: (dst / n).stat().st_size for n in meta["files"]}
         (dst / "meta.json").write_text(_json.dumps(meta))
     return OnnxQueryEncoder(dst)
+
+
+class Int8Passages:
+    """Passages through the int8 export, queries through the fp32 model (the lever: int8 at ingest only)."""
+
+    def __init__(self, name: str):
+        from talkindex.embedding import Embedder
+
+        self.enc, self.fp32 = int8_query_encoder(name), Embedder(name)
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        return self.enc.encode(texts, batch_size=32, query=False)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self.fp32.encode_queries(texts)
 
 
 # -- one set, one index configuration -----------------------------------------------------------
@@ -392,6 +414,7 @@ LEVERS: dict[str, dict] = {
     "hybrid (BM25 0.15)": {"mode": "hybrid", "keyword_weight": 0.15},
     "sentence candidates 50": {"sent_cands": 50},
     "no chapter bounds": {"chapters": False},
+    "int8 passages (both models)": {"embedder": "minilm-q8+mpnet-q8"},
     "candidates 100": {"candidates": 100},
     "+ e5 (trio)": {"embedder": "minilm+mpnet+e5"},
     "sentence 1.0": {"sentence_weight": 1.0},

@@ -120,9 +120,13 @@ class Searcher:
         """One query encoder per model of the index (ONNX when exported: no torch), joined as at ingest."""
         from .embedding import join_unit
 
-        encoders = [self._member_encoder(name) for name in self.config.embedders]
-        if len(encoders) == 1:
-            return encoders[0]
+        names = self.config.embedders
+        if len(names) == 1:
+            return self._member_encoder(names[0])
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(names)) as pool:  # sessions load in parallel: a cold ask waits for the slowest
+            encoders = list(pool.map(self._member_encoder, names))
         return lambda texts: join_unit([enc(texts) for enc in encoders])
 
     def _member_encoder(self, name: str):
