@@ -38,13 +38,15 @@ class SearchOptions:
     episode: str | None = None
     candidates: int = 50  # per retriever, before fusion
     dense_weight: float = 1.0
-    keyword_weight: float = 0.15  # BM25 over noisy ASR text helps names and jargon, misleads paraphrases
+    keyword_weight: float = 0.15  # hybrid mode: BM25's RRF weight (out of the default: it lost, issue 19)
     fusion: str = "rrf"  # rrf | linear (dense cosine + weight × max-normalised BM25)
     dedupe: bool = True
-    sentence_weight: float = 0.7  # dense score = mix of window similarity and its best sentence's
+    # Dense score = (1 - w) × window cosine + w × its best sentence's cosine; with the ensemble each cosine
+    # is the mean of the models' (the index's joined vectors). 0.5 won on 128 devset questions (issue 19).
+    sentence_weight: float = 0.5
     precise: bool = True  # move a hit's start to a sentence inside its window (see `start`)
     start: str = "best"  # best | before (one sentence of lead-in) | chunk — see start_sentence()
-    episode_weight: float = 1.0  # dense score += weight × its episode's mean top-3 candidate similarity (issue 12)
+    episode_weight: float = 0.5  # dense score += weight × its episode's mean top-3 candidate score (issue 12, 19)
     reranker: str | None = None  # a cross-encoder name or path: re-scores the fused top `rerank_top` (online)
     rerank_top: int = 20
 
