@@ -124,7 +124,7 @@ def cached(cache_dir: Path, name: str) -> Path | None:
     """A cached media file whose .ok record matches it; unrecorded files are probed, adopted or deleted."""
     for f in sorted(cache_dir.glob(f"{name}.*")):
         ext = f.name[len(name) + 1:]
-        if not ((ext in MEDIA_EXTS or ext == "media") and f.is_file()):
+        if not ((ext in MEDIA_EXTS or ext == "media") and f.is_file()) or f.is_symlink():
             continue
         rec = read_ok(f)
         if rec and rec.get("size") == f.stat().st_size:
