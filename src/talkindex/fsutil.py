@@ -35,10 +35,22 @@ def replace_durably(tmp: Path, dst: Path) -> None:
     fsync_dir(Path(dst).parent)
 
 
+def open_new(path: Path, mode: str = "wb"):
+    """`path` opened for writing as a new regular file: whatever was there (a symlink planted in the
+    home, a leftover temp file) is unlinked first, and O_EXCL|O_NOFOLLOW makes sure no link is followed."""
+    path = Path(path)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    return os.fdopen(fd, mode)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    with open_new(tmp) as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

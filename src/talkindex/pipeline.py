@@ -27,7 +27,7 @@ import numpy as np
 from . import chunking, sources
 from .bm25 import KeywordIndex
 from .errors import ModelError, SourceError, TalkindexError
-from .fsutil import atomic_write_text, replace_durably
+from .fsutil import atomic_write_text, open_new, replace_durably
 from .home import ChunkOptions, IndexConfig, Layout, WriterLock
 from .housekeeping import Housekeeping
 from .records import TRUSTED, Episode, Status, Transcript
@@ -431,10 +431,12 @@ class Pipeline(Housekeeping):
         ids = self.store.save_chunks(episode_id, sents, chunks, self.config.embedder)
         path = self.layout.embeddings(episode_id)
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, chunk_ids=np.asarray(ids, np.int64), chunk_vecs=chunk_vecs.astype(np.float16),
-                 sent_vecs=sent_vecs.astype(np.float16), embedder=np.array(self.config.embedder),
-                 sent_starts=np.asarray([s.start for s in sents], np.float64),  # hits start here: no SQL at ask
-                 **({"sent_speakers": np.asarray([s.speaker for s in sents])} if any(s.speaker for s in sents) else {}))
+        with open_new(tmp) as f:  # never through a link planted in the home
+            np.savez(f, chunk_ids=np.asarray(ids, np.int64), chunk_vecs=chunk_vecs.astype(np.float16),
+                     sent_vecs=sent_vecs.astype(np.float16), embedder=np.array(self.config.embedder),
+                     sent_starts=np.asarray([s.start for s in sents], np.float64),  # hits start here: no SQL
+                     **({"sent_speakers": np.asarray([s.speaker for s in sents])}
+                        if any(s.speaker for s in sents) else {}))
         replace_durably(tmp, path)
         if ids:
             self.vectors.add(np.asarray(ids, np.int64), chunk_vecs, self.config.embedder)
