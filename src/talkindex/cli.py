@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import re
 import sys
 import threading
 from pathlib import Path
@@ -86,7 +85,8 @@ def _index(home: Optional[Path]):
 @app.command()
 def ingest(
     urls: Annotated[str, typer.Argument(help="Text file with one URL, feed, playlist, channel or media path per "
-                                        "line — or a single http(s) URL.")],
+                                        "line — or a single URL (http(s), file://), media file or folder of "
+                                        "media files.")],
     home: HomeOpt = None,
     model: Annotated[Optional[str], typer.Option(
         help="Whisper model for episodes without a transcript: tiny.en (bundled, offline), base (offline when "
@@ -121,7 +121,7 @@ def ingest(
     _setup_logging(verbose)
     from .pipeline import IngestOptions
     from .progress import IngestProgress
-    from .sources import read_urls_file
+    from .sources import read_argument
     from .transcribe import check_options
 
     try:
@@ -130,10 +130,7 @@ def ingest(
             from .embedding import check_embedder_name
 
             check_embedder_name(embedder)
-        if re.match(r"^https?://", urls, re.I):
-            inputs, errors = [urls], []
-        else:
-            inputs, errors = read_urls_file(Path(urls))
+        inputs, errors = read_argument(urls)
         for e in errors:
             _say("error", str(e))
         if allow_private_urls:

@@ -57,6 +57,45 @@ _SEARCH = re.compile(r"^[a-z]+search(?:date)?(?:\d+|all)?:", re.IGNORECASE)
 # urls.txt
 
 
+def read_argument(text: str) -> tuple[list[str], list[SourceError]]:
+    """The inputs `talkindex ingest ARG` means: a URL (http(s), file://, ytsearch:), a media file, a folder
+    of media files, or else a urls file. Inputs keep the spelling the user typed."""
+    m = _SCHEME.match(text)
+    if m and len(m.group(1)) > 1 and (m.group(1).lower() in ("http", "https", "file") or _SEARCH.match(text)):
+        return [text], []
+    p = Path(os.path.expanduser(text))
+    if p.is_dir():
+        found = sorted(str(f) for f in p.iterdir() if f.suffix[1:].lower() in MEDIA_EXTS and f.is_file())
+        if not found:
+            raise SourceError(text, "a folder with no media files in it (or name a urls file, one URL per line)")
+        return found, []
+    if p.is_file() and is_media_file(p):
+        return [text], []
+    if _binary(p):  # one line, not one "not valid UTF-8" per line of it
+        raise SourceError(text, "not a text file (expected a media file, or one URL or path per line)")
+    return read_urls_file(p)
+
+
+def _binary(p: Path) -> bool:
+    try:
+        with open(p, "rb") as f:
+            return b"\0" in f.read(8192)
+    except OSError:
+        return False  # read_urls_file names the reason
+
+
+def is_media_file(p: Path) -> bool:
+    """A local file that is a recording (by its name or its first bytes), not a list of URLs."""
+    if p.suffix[1:].lower() in MEDIA_EXTS:
+        return True
+    try:
+        with open(p, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return False
+    return _is_media(head, "", "") and not head.startswith(b"#EXTM3U")
+
+
 def read_urls_file(path: Path) -> tuple[list[str], list[SourceError]]:
     """Inputs of a urls file (deduplicated, in order) and one SourceError per malformed line."""
     path = Path(path)
@@ -114,11 +153,11 @@ def _parse_line(line: str, base: Path) -> str | None:
             return text
         if _SEARCH.match(text):
             return text
-        if scheme == "file":
+        if scheme == "file":  # kept as typed, so messages name it so; `resolve` reads the path
             parts = urlsplit(text)
             if parts.netloc not in ("", "localhost"):
                 raise ValueError(f"file URL on another host: {clip(text)!r}")
-            return os.path.abspath(urllib.request.url2pathname(parts.path))
+            return text
         if not (base / text).exists():
             raise ValueError(f"unsupported URL scheme {scheme!r} (use http, https, "
                              f"ytsearchN: or a local path): {clip(text)!r}")
