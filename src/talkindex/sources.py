@@ -16,6 +16,7 @@ import tempfile
 import time
 import unicodedata
 import urllib.request
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -45,6 +46,11 @@ log = logging.getLogger("talkindex")
 TIMEOUT = net.TIMEOUT  # seconds, connect and per read (TALKINDEX_NET_TIMEOUT; tests lower it)
 MAX_FEED_BYTES = 20 * 2**20
 MAX_DOC_BYTES = 20 * 2**20  # transcripts, chapters
+MAX_PAGE_BYTES = 5 * 2**20  # a web page (decompressed) looked at before yt-dlp is asked about it
+# What a page that yt-dlp's extractors could play names somewhere (tags, metadata, players, media files).
+_PLAYABLE = re.compile(rb"<(?:video|audio|source|iframe|embed|object|track)\b|og:(?:video|audio)|twitter:player"
+                       rb"|player|videoobject|audioobject|contenturl|embedurl|youtu|vimeo|soundcloud"
+                       rb"|\.(?:mp3|m4a|mp4|m4v|m3u8|mpd|webm|ogg|oga|opus|wav|flac|aac|mov|mkv)\b", re.I)
 SNIFF_BYTES = 64 * 1024
 MAX_LINE = 4096
 USER_AGENT = net.USER_AGENT
@@ -243,15 +249,19 @@ def _resolve_http(url: str, source: str, allow_private: bool | None = None) -> l
                 for ep in episodes:  # download() holds the URLs the feed names to the feed's origin
                     _set_origin(ep, origin)
                 return episodes
+            page = b"" if _is_media(head, mime, final) else _read_page(resp, head, source)
     except SourceError:
         raise
     except net.NET_ERRORS as e:  # ValueError: urllib rejects malformed URLs ("unknown url type", bad port)
         raise SourceError(source, net.describe(e, TIMEOUT)) from None
-    if _is_media(head, mime, final):
+    if not page:
         name = unquote_name(posixpath.basename(urlsplit(url).path))
         title = name.rsplit(".", 1)[0] if "." in name else name
         return [Episode(id="url-" + sha12(url), title=title or urlsplit(url).hostname or url, source=source,
                         media_url=url, webpage_url=url, extractor="generic")]
+    if not _PLAYABLE.search(page):  # yt-dlp would fetch it again, uncapped, only to find nothing
+        kind = "an HTML page without playable media" if b"<html" in page[:4096].lower() else ""
+        raise SourceError(source, "not a feed or media file" + (f" ({kind})" if kind else ""))
     try:
         return ytdl.resolve(url, source)
     except SourceError as e:
@@ -259,6 +269,25 @@ def _resolve_http(url: str, source: str, allow_private: bool | None = None) -> l
             kind = "an HTML page without playable media" if b"<html" in head[:4096].lower() else ""
             raise SourceError(source, "not a feed or media file" + (f" ({kind})" if kind else "")) from None
         raise
+
+
+def _read_page(resp: net.Response, head: bytes, source: str) -> bytes:
+    """The rest of a page that is neither feed nor media, decompressed, within MAX_PAGE_BYTES (else
+    SourceError): only a page that names something playable goes on to yt-dlp, which fetches it again."""
+    body = head + resp.read_exactly(MAX_PAGE_BYTES + 1 - len(head))
+    if len(body) > MAX_PAGE_BYTES:
+        raise SourceError(source, f"page larger than {MAX_PAGE_BYTES // 2**20} MB, not a feed or media file")
+    if body[:2] == b"\x1f\x8b" or body[:1] == b"\x78":  # gzip/zlib although we asked for identity
+        inflate = zlib.decompressobj(zlib.MAX_WBITS | 32)
+        try:
+            out = inflate.decompress(body, MAX_PAGE_BYTES + 1)
+        except zlib.error:
+            return body
+        if len(out) > MAX_PAGE_BYTES or inflate.unconsumed_tail:
+            raise SourceError(source, f"page larger than {MAX_PAGE_BYTES // 2**20} MB once decompressed "
+                                      "(a compression bomb?), not a feed or media file")
+        return out
+    return body
 
 
 def _set_origin(ep: Episode, origin: net.Origin) -> None:
