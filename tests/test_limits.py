@@ -44,3 +44,35 @@ def test_gzip_bomb_page_is_not_handed_to_ytdlp(tmp_path):
         p, took, rss = run_measured("ingest", f"{base}/plain", "--home", str(tmp_path / "home"))
         assert p.returncode == 1 and "an HTML page without playable media" in p.stderr, p.stderr
         assert hits["/plain"] == 1
+
+
+def _feed(items: str) -> bytes:
+    ns = ('xmlns:podcast="https://podcastindex.org/namespace/1.0" '
+          'xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"')
+    return f'<?xml version="1.0"?><rss version="2.0" {ns}><channel><title>L</title>{items}</channel></rss>'.encode()
+
+
+def test_max_duration_uses_the_media_and_the_transcript_not_the_feed(tmp_path):
+    """A feed claiming 10 s for 85 s of media fails before any decoding; a transcript ending past the
+    limit fails too (it used to pass whatever its length)."""
+    from conftest import SAMPLES, run_cli
+
+    mp3 = (SAMPLES / "feature-stores.mp3").read_bytes()
+    long_vtt = "WEBVTT\n\n00:00:01.000 --> 00:00:05.000\nhello there\n\n00:19:50.000 --> 00:20:00.000\nbye now\n"
+    items = ('<item><title>Liar</title><guid>liar</guid><itunes:duration>0:10</itunes:duration>'
+             '<enclosure url="http://127.0.0.1:PORT/liar.mp3" type="audio/mpeg" length="1"/></item>'
+             '<item><title>Long transcript</title><guid>lt</guid>'
+             '<enclosure url="http://127.0.0.1:PORT/none.mp3" type="audio/mpeg" length="1"/>'
+             '<podcast:transcript url="http://127.0.0.1:PORT/long.vtt" type="text/vtt"/></item>')
+    with routes({"/feed.xml": _feed(items), "/liar.mp3": (200, {"Content-Type": "audio/mpeg"}, mp3),
+                 "/long.vtt": (200, {"Content-Type": "text/vtt"}, long_vtt)}) as (base, hits):
+        t0 = time.monotonic()
+        p = run_cli("ingest", f"{base}/feed.xml", "--max-duration", "30", "-v", home=tmp_path / "home", timeout=300)
+        took = time.monotonic() - t0
+    assert p.returncode == 1, p.stderr
+    errors = [ln for ln in p.stderr.splitlines() if "talkindex: error:" in ln]
+    assert any("Liar: longer than --max-duration (85 s > 30 s)" in e for e in errors), p.stderr
+    assert any("Long transcript: longer than --max-duration (transcript ends at 1200 s > 30 s)" in e
+               for e in errors), p.stderr
+    assert "loading whisper model" not in p.stderr and "transcribing" not in p.stderr  # nothing was decoded
+    assert hits["/none.mp3"] == 0 and took < 120

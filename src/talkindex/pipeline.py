@@ -307,10 +307,16 @@ class Pipeline(Housekeeping):
         t = self._existing_transcript(ep, report)
         if t is not None:
             return Transcribed(ep, t)
-        return sources.download(ep, self.layout.media, max_bytes=self.opts.max_bytes, force=self.opts.force,
-                                allow_private=self.opts.allow_private_urls,
-                                progress=lambda done, total, ep=ep: self.progress("download", episode=ep,
-                                                                                   done=done, total=total))
+        media = sources.download(ep, self.layout.media, max_bytes=self.opts.max_bytes, force=self.opts.force,
+                                 allow_private=self.opts.allow_private_urls,
+                                 progress=lambda done, total, ep=ep: self.progress("download", episode=ep,
+                                                                                    done=done, total=total))
+        if self.opts.max_duration:  # the file's own length, before any decoding: itunes:duration may lie
+            from .mediacache import media_duration
+            from .transcribe import media_duration as container_duration
+
+            self._check_duration(media_duration(Path(media)) or container_duration(Path(media)))
+        return media
 
     def _fetcher(self, ep: Episode) -> Callable[[str], tuple[bytes, str]]:
         """Fetch a document an episode names (transcript, chapters) under the episode's SSRF rule."""
@@ -331,8 +337,15 @@ class Pipeline(Housekeeping):
         for w in warnings:
             self._warn(ep, report, w)
         if t is not None:
+            self._check_duration(t.duration, "transcript ends at ")
             t.chapters = self._chapters(ep, report)
         return t
+
+    def _check_duration(self, seconds: float | None, what: str = "") -> None:
+        """The --max-duration rule, checked against what the media or transcript itself says."""
+        limit = self.opts.max_duration
+        if limit and seconds and seconds > limit:
+            raise TalkindexError(f"longer than --max-duration ({what}{seconds:.0f} s > {limit:.0f} s)")
 
     def _chapters(self, ep: Episode, report: IngestReport) -> list:
         if not (ep.chapters or ep.chapters_url):
@@ -345,17 +358,10 @@ class Pipeline(Housekeeping):
         return chapters
 
     def _transcribe(self, ep: Episode, media: Path, report: IngestReport) -> Transcript:
-        if self.opts.max_duration and not ep.duration:  # unknown until downloaded
-            from .mediacache import media_duration
-
-            probed = media_duration(Path(media))
-            if probed and probed > self.opts.max_duration:
-                raise TalkindexError(f"longer than --max-duration ({probed:.0f} s > {self.opts.max_duration:.0f} s)")
         self.progress("transcribe_start", episode=ep)
         t = self.transcriber(ep.id, media,
                              lambda d, tot, ep=ep: self.progress("transcribe", episode=ep, done=d, total=tot))
-        if self.opts.max_duration and t.duration > self.opts.max_duration:
-            raise TalkindexError(f"longer than --max-duration ({t.duration:.0f} s > {self.opts.max_duration:.0f} s)")
+        self._check_duration(t.duration)
         t.chapters = self._chapters(ep, report)
         return t
 
