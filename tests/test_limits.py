@@ -76,3 +76,43 @@ def test_max_duration_uses_the_media_and_the_transcript_not_the_feed(tmp_path):
                for e in errors), p.stderr
     assert "loading whisper model" not in p.stderr and "transcribing" not in p.stderr  # nothing was decoded
     assert hits["/none.mp3"] == 0 and took < 120
+
+
+def test_hundreds_of_transcript_tags_are_tried_only_a_few(tmp_path):
+    """500 <podcast:transcript> tags on one item: at most MAX_TRIES fetched, timed formats first, one
+    summary line for the rest (was: 500 fetches and 500 warnings)."""
+    from conftest import run_cli
+
+    from talkindex.transcripts import MAX_TRIES
+
+    tags = "".join(f'<podcast:transcript url="http://127.0.0.1:PORT/t{i}.html" type="text/html"/>' for i in range(498))
+    tags += ('<podcast:transcript url="http://127.0.0.1:PORT/gone.vtt" type="text/vtt"/>'
+             '<podcast:transcript url="http://127.0.0.1:PORT/gone.srt" type="application/x-subrip"/>')
+    item = (f'<item><title>Many</title><guid>many</guid>{tags}'
+            '<enclosure url="http://127.0.0.1:PORT/missing.mp3" type="audio/mpeg" length="1"/></item>')
+    with routes({"/feed.xml": _feed(item)}) as (base, hits):
+        p = run_cli("ingest", f"{base}/feed.xml", home=tmp_path / "home", timeout=300)
+    assert p.returncode == 1, p.stderr
+    fetched = [k for k in hits if k.startswith("/t") or k.startswith("/gone")]
+    assert len(fetched) == MAX_TRIES and {"/gone.vtt", "/gone.srt"} <= set(fetched), hits
+    warnings = [ln for ln in p.stderr.splitlines() if ln.startswith("talkindex: warning:")]
+    assert len(warnings) <= MAX_TRIES + 1, p.stderr
+    assert any("496 more offered transcript(s) not tried" in w for w in warnings), p.stderr
+
+
+def test_cue_cap_keeps_the_first_cues_with_one_note():
+    from talkindex.transcripts import MAX_SEGMENTS, cap, parse_transcript
+
+    def ts(t: float) -> str:
+        ms = int(t * 1000)
+        return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+    n = MAX_SEGMENTS + 500
+    body = "WEBVTT\n\n" + "".join(f"{ts(i * 0.5)} --> {ts(i * 0.5 + 0.4)}\nword{i}\n\n" for i in range(n))
+    t = parse_transcript(body.encode(), "text/vtt")
+    assert len(t.segments) == n
+    cap(t)
+    assert len(t.segments) == MAX_SEGMENTS and len(t.notes) == 1 and f"{n} cues" in t.notes[0], t.notes
+    assert t.segments[-1].text.strip() == f"word{MAX_SEGMENTS - 1}"
+    cap(t)
+    assert len(t.notes) == 1  # within the caps: nothing more said
