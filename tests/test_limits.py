@@ -116,3 +116,28 @@ def test_cue_cap_keeps_the_first_cues_with_one_note():
     assert t.segments[-1].text.strip() == f"word{MAX_SEGMENTS - 1}"
     cap(t)
     assert len(t.notes) == 1  # within the caps: nothing more said
+
+
+def test_failure_budget_per_host(tmp_path):
+    """2,000 items whose enclosures 404: a handful of requests, one summary line, all counted as failed,
+    the untried ones left pending for a rerun (was: 2,000 requests and 2,000 error lines)."""
+    from conftest import run_cli
+
+    from talkindex.budget import HOST_FAILURE_LIMIT
+
+    items = "".join(f'<item><title>Ep {i}</title><guid>g{i}</guid>'
+                    f'<enclosure url="http://127.0.0.1:PORT/ep{i}.mp3" type="audio/mpeg" length="1"/></item>'
+                    for i in range(2000))
+    with routes({"/feed.xml": _feed(items)}) as (base, hits):
+        t0 = time.monotonic()
+        p = run_cli("ingest", f"{base}/feed.xml", home=tmp_path / "home", timeout=600)
+        took = time.monotonic() - t0
+    assert p.returncode == 1, p.stderr
+    tried = [k for k in hits if k.startswith("/ep")]
+    assert HOST_FAILURE_LIMIT <= len(tried) <= HOST_FAILURE_LIMIT + 2, len(tried)
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("talkindex: error:")]
+    assert len(errors) <= HOST_FAILURE_LIMIT + 3, p.stderr[-2000:]
+    summary = [e for e in errors if "more episode(s) not tried" in e]
+    assert len(summary) == 1 and summary[0].startswith("talkindex: error: 127.0.0.1: ") and "HTTP 404" in summary[0]
+    assert "2000 failed" in p.stderr
+    print(f"2000 failing enclosures: {took:.1f} s, {len(tried)} requests")

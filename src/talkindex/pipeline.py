@@ -26,6 +26,7 @@ import numpy as np
 
 from . import chunking, sources
 from .bm25 import KeywordIndex
+from .budget import HostBudget
 from .errors import ModelError, SourceError, TalkindexError
 from .fsutil import atomic_write_text, open_new, replace_durably
 from .home import ChunkOptions, IndexConfig, Layout, WriterLock
@@ -227,8 +228,7 @@ class Pipeline(Housekeeping):
                 continue
             for ep in eps:
                 seen.setdefault(ep.id, ep)
-        for ep in seen.values():
-            self.store.upsert_episode(ep)
+        self.store.upsert_episodes(list(seen.values()))
         return list(seen.values())
 
     def _resolve(self, src: str) -> list[Episode]:
@@ -264,10 +264,11 @@ class Pipeline(Housekeeping):
         pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="talkindex-dl")
         futures: dict[int, object] = {}
         checked = False
+        budget = HostBudget()
 
         def prepare(i: int) -> None:
             """Existing transcript first; else start the media download (both off the main thread)."""
-            if i >= len(todo) or i in futures:
+            if i >= len(todo) or i in futures or budget.exhausted(todo[i]):
                 return
             futures[i] = pool.submit(self._obtain, todo[i], report)
 
@@ -277,8 +278,14 @@ class Pipeline(Housekeeping):
             for i, ep in enumerate(todo):
                 prepare(i + 1)
                 prepare(i + 2)
+                if i not in futures and budget.exhausted(ep):  # stays pending: counted, not recorded
+                    budget.skip(ep)
+                    report.results.append(EpisodeResult(ep.id, ep.title, ep.source, "failed",
+                                                        error=f"{sources.episode_input(ep)}: not tried"))
+                    continue
                 try:
                     got = futures.pop(i).result()
+                    budget.succeeded(ep)
                     if isinstance(got, Transcribed):
                         jobs.put(got)
                         continue
@@ -289,6 +296,7 @@ class Pipeline(Housekeeping):
                 except ModelError:
                     raise
                 except SourceError as e:  # already names the input as typed: keep only the reason
+                    budget.failed(ep, e.reason)
                     jobs.put(Failed(ep, e.reason))
                 except TalkindexError as e:
                     jobs.put(Failed(ep, str(e).removeprefix(f"{ep.media_url}: ")))
@@ -298,6 +306,8 @@ class Pipeline(Housekeeping):
             jobs.put(None)
             writer.join()
             pool.shutdown(wait=False, cancel_futures=True)
+            for msg in budget.summary():
+                self.progress("error", message=msg)
 
     def _obtain(self, ep: Episode, report: IngestReport) -> Transcribed | Path:
         """A stored or existing (publisher/captions) transcript, or the downloaded media to transcribe."""
