@@ -200,6 +200,10 @@ class WriterLock:
         try:  # never through a link: O_RDWR|O_CREAT on a planted symlink would truncate its target below
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
         except OSError as e:
+            if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise HomeError(f"--home {self.path.parent}: not writable ({e.strerror})") from None
+            if e.errno == errno.ENOSPC:
+                raise HomeError(f"--home {self.path.parent}: disk full") from None
             if e.errno != errno.ELOOP:
                 raise
             fd = -1

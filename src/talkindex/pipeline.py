@@ -28,7 +28,7 @@ from . import chunking, sources
 from .bm25 import KeywordIndex
 from .budget import HostBudget
 from .errors import ModelError, SourceError, TalkindexError
-from .fsutil import atomic_write_text, open_new, replace_durably
+from .fsutil import atomic_write_text, disk_full, open_new, replace_durably
 from .home import ChunkOptions, IndexConfig, Layout, WriterLock
 from .housekeeping import Housekeeping
 from .records import TRUSTED, Episode, Status, Transcript
@@ -180,9 +180,18 @@ class Pipeline(Housekeeping):
         report = IngestReport(input_errors=list(input_errors or []))
         self.layout.check_usable(write=True)
         with WriterLock(self.layout):
-            self.store.init()
-            self.apply_config()
-            self.reconcile()
+            try:
+                self.store.init()
+                self.apply_config()
+                self.reconcile()
+            except Exception as e:
+                if not disk_full(e):
+                    raise
+                for src in inputs:  # the README's promise: each input named, with the reason
+                    msg = f"{src}: disk full (nothing could be written to --home {self.layout.home})"
+                    report.input_errors.append(msg)
+                    self.progress("error", message=msg)
+                return report
             try:
                 episodes = self._resolve_all(inputs, report, resolve)
                 todo = self._plan(episodes, report)
@@ -416,7 +425,7 @@ class Pipeline(Housekeeping):
         except Exception as e:  # noqa: BLE001 - one bad episode must not stop the batch
             log.debug("episode %s failed", ep.id, exc_info=True)
             reason = _first_line(e)
-            if isinstance(e, OSError) and e.errno == 28:
+            if disk_full(e):
                 reason = "disk full while writing"
             return self._fail(ep, report, reason)
 
