@@ -110,6 +110,12 @@ def ingest(
         "--allow-private-urls", help="Let remote feeds and pages point at loopback/private addresses.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Redo episodes that are already indexed (re-download, "
                                         "re-fetch transcripts, re-transcribe).")] = False,
+    cookies: Annotated[Optional[str], typer.Option(
+        "--cookies", metavar="FILE", help="Netscape cookies.txt passed to yt-dlp (a signed-in session helps "
+        "where YouTube answers 429/403 or 'confirm you're not a bot').")] = None,
+    cookies_from_browser: Annotated[Optional[str], typer.Option(
+        "--cookies-from-browser", metavar="BROWSER", help="Let yt-dlp read cookies from this browser "
+        "(firefox, chrome, …; BROWSER[+KEYRING][:PROFILE] as yt-dlp takes it).")] = None,
     json_out: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -130,6 +136,10 @@ def ingest(
             from .embedding import check_embedder_name
 
             check_embedder_name(embedder)
+        if cookies or cookies_from_browser:
+            from .ytdl import set_cookies
+
+            set_cookies(cookies, cookies_from_browser)
         inputs, errors = read_argument(urls)
         for e in errors:
             _say("error", str(e))

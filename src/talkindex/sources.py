@@ -190,7 +190,7 @@ def resolve(source: str, *, allow_private: bool | None = None) -> list[Episode]:
     if scheme in ("http", "https"):
         if ytdl.specific(text):
             return ytdl.resolve(text, source)
-        return _resolve_http(text, source, allow_private)
+        return ytdl.with_backoff(lambda: _resolve_http(text, source, allow_private), source, forbidden=False)
     if scheme and _SEARCH.match(text):
         return ytdl.resolve(text, source)
     if scheme == "file":
@@ -348,7 +348,8 @@ def download(episode: Episode, cache_dir: Path, *, max_bytes: int = 4 * 2**30,
     tmp = Path(tempfile.mkdtemp(prefix=f".dl-{name}-", dir=cache_dir))
     try:
         if _direct(episode):
-            got = _download_direct(episode, tmp / name, max_bytes, progress, allow_private)
+            got = ytdl.with_backoff(lambda: _download_direct(episode, tmp / name, max_bytes, progress, allow_private),
+                                    label, forbidden=False)
         else:
             got = ytdl.download(episode, tmp, name, max_bytes, progress, allow_private,
                                 label=label, origin=origin_of(episode) if episode.extractor == "rss" else None)
