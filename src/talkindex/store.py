@@ -166,15 +166,19 @@ class Store:
         one open/close each cost ~0.1 s)."""
         if not eps:
             return
+        row = f"({', '.join('?' * len(EPISODE_COLS))})"
+        unique = list({ep.id: ep for ep in eps}.values())  # one statement may not touch a row twice
         with self.connect() as con:
             con.execute("BEGIN")
-            con.executemany(
-                f"INSERT INTO episodes ({_COLS}) VALUES ({', '.join('?' * len(EPISODE_COLS))}) "
-                'ON CONFLICT (id) DO UPDATE SET title = excluded.title, "show" = excluded."show", '
-                "webpage_url = excluded.webpage_url, media_url = excluded.media_url, source = excluded.source, "
-                "published = excluded.published, duration = coalesce(excluded.duration, episodes.duration)",
-                [[getattr(ep, c) for c in EPISODE_COLS] for ep in eps],
-            )
+            for i in range(0, len(unique), 200):  # multi-row VALUES: DuckDB's executemany costs ~5 ms a row
+                batch = unique[i:i + 200]
+                con.execute(
+                    f"INSERT INTO episodes ({_COLS}) VALUES {', '.join([row] * len(batch))} "
+                    'ON CONFLICT (id) DO UPDATE SET title = excluded.title, "show" = excluded."show", '
+                    "webpage_url = excluded.webpage_url, media_url = excluded.media_url, source = excluded.source, "
+                    "published = excluded.published, duration = coalesce(excluded.duration, episodes.duration)",
+                    [getattr(ep, c) for ep in batch for c in EPISODE_COLS],
+                )
             con.execute("COMMIT")
 
     def set_status(self, episode_id: str, status: Status | str, error: str | None = None) -> None:
