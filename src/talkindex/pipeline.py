@@ -285,9 +285,10 @@ class Pipeline(Housekeeping):
             prepare(0)
             prepare(1)
             for i, ep in enumerate(todo):
+                prepare(i)
                 prepare(i + 1)
                 prepare(i + 2)
-                if i not in futures and budget.exhausted(ep):  # stays pending: counted, not recorded
+                if i not in futures:  # its host is out of budget: stays pending, counted, not recorded
                     budget.skip(ep)
                     report.results.append(EpisodeResult(ep.id, ep.title, ep.source, "failed",
                                                         error=f"{sources.episode_input(ep)}: not tried"))

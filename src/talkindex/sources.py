@@ -249,12 +249,13 @@ def _resolve_http(url: str, source: str, allow_private: bool | None = None) -> l
                 for ep in episodes:  # download() holds the URLs the feed names to the feed's origin
                     _set_origin(ep, origin)
                 return episodes
-            page = b"" if _is_media(head, mime, final) else _read_page(resp, head, source)
+            media = _is_media(head, mime, final)
+            page = b"" if media else _read_page(resp, head, source)
     except SourceError:
         raise
     except net.NET_ERRORS as e:  # ValueError: urllib rejects malformed URLs ("unknown url type", bad port)
         raise SourceError(source, net.describe(e, TIMEOUT)) from None
-    if not page:
+    if media:
         name = unquote_name(posixpath.basename(urlsplit(url).path))
         title = name.rsplit(".", 1)[0] if "." in name else name
         return [Episode(id="url-" + sha12(url), title=title or urlsplit(url).hostname or url, source=source,
