@@ -72,7 +72,7 @@ class HostGuard:
 
     def __init__(self, app, allowed):
         self.app = app
-        self.allowed = {host_name(a) for a in allowed}
+        self.allowed = {host_name(a) for a in allowed} - {""}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or "*" in self.allowed:
