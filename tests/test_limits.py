@@ -141,3 +141,22 @@ def test_failure_budget_per_host(tmp_path):
     assert len(summary) == 1 and summary[0].startswith("talkindex: error: 127.0.0.1: ") and "HTTP 404" in summary[0]
     assert "2000 failed" in p.stderr
     print(f"2000 failing enclosures: {took:.1f} s, {len(tried)} requests")
+
+
+def test_gzip_bomb_served_to_ytdlp_alone_is_capped(tmp_path):
+    """A server that shows talkindex a small page naming a video, then answers yt-dlp's own fetch of the
+    same page with 200 MB of zeros as gzip: yt-dlp's whole-body read stops at its cap, one line."""
+    from talkindex.ytdl import MAX_READ_BYTES
+
+    small = b'<html><body><video src="/talk.mp3"></video></body></html>'
+    bomb = gzip.compress(b"<html><body>" + b"\0" * (200 * 2**20), compresslevel=9)  # looks like HTML: read whole
+    html = {"Content-Type": "text/html"}
+    with routes({"/page": [(200, html, small), (200, {**html, "Content-Encoding": "gzip"}, bomb)]}) as (base, hits):
+        p, took, rss = run_measured("ingest", f"{base}/page", "--home", str(tmp_path / "home"))
+    assert p.returncode == 1, p.stderr
+    err = [ln for ln in p.stderr.splitlines() if ln.startswith("talkindex: error:")]
+    assert len(err) == 1 and err[0].startswith(f"talkindex: error: {base}/page: ") and (
+        f"larger than {MAX_READ_BYTES // 2**20} MB once decompressed" in err[0]), p.stderr
+    assert hits["/page"] >= 2  # yt-dlp did fetch it: the cap, not the gate, stopped it
+    assert took < 60 and rss < 400, (took, rss)
+    print(f"bomb to yt-dlp: {took:.1f} s, peak RSS {rss} MiB")

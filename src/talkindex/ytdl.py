@@ -134,7 +134,53 @@ def short(e: BaseException) -> str:
     return clip(line, 300)
 
 
+MAX_READ_BYTES = 32 * 2**20  # one page, API answer or player script that yt-dlp reads whole (decompressed)
+_capped = False
+
+
+def _cap_whole_reads() -> None:
+    """Give yt-dlp's whole-body reads (pages, API answers: `read()` without a size) a decompressed cap.
+
+    Its media downloads read in blocks and are capped by max_filesize; a page read whole was not: a
+    server answering yt-dlp's second fetch with a gzip bomb drove it past 4 GB. A request handler of
+    ours (yt-dlp's requests handler, preferred over the others) reads such bodies in 1 MiB steps."""
+    global _capped
+    if _capped:
+        return
+    _capped = True
+    try:
+        from yt_dlp.networking import _requests
+        from yt_dlp.networking.common import register_preference, register_rh
+        from yt_dlp.networking.exceptions import TransportError
+    except ImportError:  # no `requests`: yt-dlp falls back to urllib (uncapped)
+        return
+
+    class TalkindexCappedRH(_requests.RequestsRH):
+        def _send(self, request):
+            resp = super()._send(request)
+            real = resp._real_read
+
+            def capped(amt=None):
+                if amt is not None:
+                    return real(amt)
+                parts, got = [], 0
+                while chunk := real(1 << 20):
+                    got += len(chunk)
+                    if got > MAX_READ_BYTES:
+                        raise TransportError(f"response larger than {MAX_READ_BYTES // 2**20} MB once "
+                                             "decompressed (a compression bomb?)")
+                    parts.append(chunk)
+                return b"".join(parts)
+
+            resp._real_read = capped
+            return resp
+
+    register_rh(TalkindexCappedRH)
+    register_preference(TalkindexCappedRH)(lambda rh, request: 1000)
+
+
 def _base_opts(logger: _YdlLogger) -> dict:
+    _cap_whole_reads()
     return {"quiet": True, "no_warnings": True, "noprogress": True, "logger": logger, "cachedir": False,
             "socket_timeout": net.TIMEOUT, "extractor_retries": 1, "http_headers": {"User-Agent": net.USER_AGENT},
             "sleep_interval_requests": SLEEP_REQUESTS_S} | _cookie_opts()
