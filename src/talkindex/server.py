@@ -248,7 +248,7 @@ def create_app(home: str | Path | None = None, index: Index | None = None,
         """An error's message for the web client: the home's absolute path is the server's business."""
         text = str(e)
         for h in homes:
-            text = text.replace(h, "the index")
+            text = text.removeprefix(h + ": ").replace(h, "the index")
         return text
 
     @app.exception_handler(TalkindexError)
