@@ -146,7 +146,7 @@ def test_read_urls_file(tmp_path):
         "https://example.com/page#t=10",
         str(sub / "talks" / "one.mp3"),
         "ytsearch3:mlops podcast",
-        "/tmp/x.mp3",
+        "file:///tmp/x.mp3",
         "/abs/path/talk.wav",
     ]
     by_line = {e.reason.split(":")[0]: e for e in errors}
@@ -209,7 +209,7 @@ def test_urls_file_never_crashes(tmp_path, data):
     inputs, errors = sources.read_urls_file(f)
     assert len(set(inputs)) == len(inputs)
     for item in inputs:
-        assert item.startswith(("http://", "https://", "/")) or sources._SEARCH.match(item)
+        assert item.startswith(("http://", "https://", "file:", "/")) or sources._SEARCH.match(item)
         assert not any(ord(c) < 32 or ord(c) == 127 for c in item)
     for e in errors:
         assert isinstance(e, SourceError) and e.reason.startswith("line ")

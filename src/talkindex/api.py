@@ -146,10 +146,14 @@ class Index:
             p = Path(row["media_url"])
             return p if p.is_file() else None
         name = safe_id(episode_id)
+        home = self.home.resolve()
         for f in sorted(self.layout.media.glob(f"{name}.*")):  # only verified downloads (an .ok record)
-            rec = read_ok(f) if f.is_file() and not f.name.endswith(".ok") else None
-            if rec and rec.get("size") == f.stat().st_size:
-                return f
+            real = f.resolve()
+            if f.is_symlink() or not real.is_relative_to(home):  # the cache only ever holds plain files
+                continue
+            rec = read_ok(f) if real.is_file() and not f.name.endswith(".ok") else None
+            if rec and rec.get("size") == real.stat().st_size:
+                return real
         return None
 
     def stats(self) -> dict:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-import re
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -85,7 +85,8 @@ def _index(home: Optional[Path]):
 @app.command()
 def ingest(
     urls: Annotated[str, typer.Argument(help="Text file with one URL, feed, playlist, channel or media path per "
-                                        "line — or a single http(s) URL.")],
+                                        "line — or a single URL (http(s), file://), media file or folder of "
+                                        "media files.")],
     home: HomeOpt = None,
     model: Annotated[Optional[str], typer.Option(
         help="Whisper model for episodes without a transcript: tiny.en (bundled, offline), base (offline when "
@@ -111,18 +112,24 @@ def ingest(
         "--allow-private-urls", help="Let remote feeds and pages point at loopback/private addresses.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Redo episodes that are already indexed (re-download, "
                                         "re-fetch transcripts, re-transcribe).")] = False,
+    cookies: Annotated[Optional[str], typer.Option(
+        "--cookies", metavar="FILE", help="Netscape cookies.txt passed to yt-dlp (a signed-in session helps "
+        "where YouTube answers 429/403 or 'confirm you're not a bot').")] = None,
+    cookies_from_browser: Annotated[Optional[str], typer.Option(
+        "--cookies-from-browser", metavar="BROWSER", help="Let yt-dlp read cookies from this browser "
+        "(firefox, chrome, …; BROWSER[+KEYRING][:PROFILE] as yt-dlp takes it).")] = None,
     json_out: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Fetch or transcribe, then index every input of URLS. Reruns skip what is done.
 
     Exit status: 0 when every input succeeded, 1 when any failed (each named on stderr), 2 on usage errors,
-    130 when interrupted (finished episodes stay searchable).
+    130 when interrupted, 143 on SIGTERM (finished episodes stay searchable).
     """
     _setup_logging(verbose)
     from .pipeline import IngestOptions
     from .progress import IngestProgress
-    from .sources import read_urls_file
+    from .sources import read_argument
     from .transcribe import check_options
 
     try:
@@ -133,10 +140,11 @@ def ingest(
 
             for name in split_embedders(embedder):
                 check_embedder_name(name)
-        if re.match(r"^https?://", urls, re.I):
-            inputs, errors = [urls], []
-        else:
-            inputs, errors = read_urls_file(Path(urls))
+        if cookies or cookies_from_browser:
+            from .ytdl import set_cookies
+
+            set_cookies(cookies, cookies_from_browser)
+        inputs, errors = read_argument(urls)
         for e in errors:
             _say("error", str(e))
         if allow_private_urls:
@@ -165,7 +173,8 @@ def ingest(
                + (f", {len(report.warnings)} warning(s)" if report.warnings else ""), err=True)
     if report.interrupted:
         typer.echo("talkindex: interrupted; finished episodes are searchable, rerun to continue", err=True)
-        raise typer.Exit(130)
+        _leave_now.set()
+        raise typer.Exit(_interrupt_status())
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -522,18 +531,52 @@ def _register_optional() -> None:
 _register_optional()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, a service manager, a container stop): handled exactly like Ctrl-C."""
+
+
+_terminated = False
+# Set once an interrupted ingest has closed the home: main() then exits without joining download threads
+# still blocked on a server (the rerun redoes the episode in flight).
+_leave_now = threading.Event()
+
+
+def _on_sigterm(signum, frame) -> None:
+    import signal
+
+    global _terminated
+    _terminated = True
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the clean-up short
+    raise Terminated()
+
+
+def _interrupt_status() -> int:
+    """130 after Ctrl-C, 143 after SIGTERM (128 + the signal, as a shell reports it)."""
+    return 143 if _terminated else 130
+
+
 def main() -> None:
     """Entry point: the one place where anything unexpected becomes one line (traceback only with -v)."""
+    import signal
+
     argv = sys.argv[1:]
     if "-v" in argv or "--verbose" in argv:
         _setup_logging(True)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # not when the parent chose to ignore it
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         if not _fast_ask(argv):
             app()
     except KeyboardInterrupt:
         typer.echo("talkindex: interrupted", err=True)
-        sys.exit(130)
-    except SystemExit:
+        sys.exit(_interrupt_status())
+    except SystemExit as e:
+        if _leave_now.is_set():
+            import os
+
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(e.code if isinstance(e.code, int) else 1)
         raise
     except TalkindexError as e:
         _say("error", str(e))

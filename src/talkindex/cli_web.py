@@ -72,12 +72,22 @@ def register(app: typer.Typer) -> None:
         port: Annotated[int, typer.Option(help="TCP port (0 picks a free one).", min=0, max=65535)] = 8765,
         open_browser: Annotated[bool, typer.Option("--open", help="Open the page in a browser.")] = False,
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log requests to stderr.")] = False,
+        allowed_host: Annotated[Optional[list[str]], typer.Option(
+            "--allowed-host", metavar="NAME",
+            help="Also answer requests for this Host name (repeatable; '*' allows any). By default only "
+                 "127.0.0.1, localhost, [::1] and --host are answered, so a rebinding web page cannot read "
+                 "the index.")] = None,
     ) -> None:
         """Serve a search page and a read-only JSON API (/api/ask, /api/episodes; docs at /docs)."""
         where = check_home(home)
+        allowed = ["127.0.0.1", "localhost", "::1", host, *(allowed_host or [])]
         if host not in ("127.0.0.1", "localhost", "::1"):
             typer.echo(f"talkindex: warning: binding {host}: anyone who can reach this address can search "
                        "the index and play its media", err=True)
+            if host in ("0.0.0.0", "::", ""):  # reached by the machine's name or address: name them
+                allowed.append(socket.gethostname())
+                typer.echo("talkindex: note: requests must name this machine as "
+                           f"{socket.gethostname()} or an --allowed-host", err=True)
         sock = bind(host, port)
         import uvicorn
 
@@ -85,7 +95,7 @@ def register(app: typer.Typer) -> None:
         from .server import create_app
 
         try:
-            api = create_app(where)
+            api = create_app(where, allowed_hosts=allowed)
         except TalkindexError as e:
             sock.close()
             _die(str(e), e.exit_code)

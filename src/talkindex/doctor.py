@@ -244,6 +244,7 @@ def repair(home: str | Path) -> list[str]:
     if not layout.db.exists():
         return []
     done: list[str] = []
+    layout.check_usable(write=True)
     with WriterLock(layout):
         pipe = Pipeline(layout.home, IngestOptions())
         pipe.store.init()

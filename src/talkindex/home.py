@@ -8,9 +8,11 @@ never re-transcribe) — see `IndexConfig.diff`.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -216,7 +218,7 @@ def default_home() -> Path:
 def ingest_running(layout: Layout) -> bool:
     """True when a writer holds home/ingest.lock (WriterLock), in any process."""
     try:
-        fd = os.open(layout.lock, os.O_RDONLY)
+        fd = os.open(layout.lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return False
     try:
@@ -239,7 +241,20 @@ class WriterLock:
 
     def __enter__(self) -> WriterLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a link: O_RDWR|O_CREAT on a planted symlink would truncate its target below
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise HomeError(f"--home {self.path.parent}: not writable ({e.strerror})") from None
+            if e.errno == errno.ENOSPC:
+                raise HomeError(f"--home {self.path.parent}: disk full") from None
+            if e.errno != errno.ELOOP:
+                raise
+            fd = -1
+        if fd < 0 or not stat.S_ISREG(os.fstat(fd).st_mode):
+            if fd >= 0:
+                os.close(fd)
+            raise HomeError(f"{self.path}: not a regular file (a symbolic link?); remove it and run again")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -42,6 +42,9 @@ class Housekeeping:
         self.keywords.gc()
         for stale in self.layout.media.glob(".dl-*"):  # partial downloads of a killed run (we hold the lock)
             shutil.rmtree(stale, ignore_errors=True)
+        for stale in [*self.layout.home.glob("episodes/*/*"), *self.layout.home.glob(".*.tmp")]:
+            if ".tmp" in stale.name and stale.is_file():  # temp files of a write cut short (a full disk)
+                stale.unlink(missing_ok=True)
         self.drop_orphans()
         pending = self.store.transcribed_chunks()
         in_faiss = set(self.vectors.ids().tolist())

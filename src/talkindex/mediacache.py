@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from talkindex.feeds import MEDIA_EXTS
+from talkindex.fsutil import open_new
 from talkindex.textsafe import line
 
 log = logging.getLogger("talkindex")
@@ -101,7 +102,8 @@ def write_ok(media: Path, info: dict, url: str) -> None:
     """Record that `media` was verified (atomically: a crash leaves no half record)."""
     rec = {**info, "url": url, "verified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     tmp = media.with_name(media.name + ".ok.tmp")
-    tmp.write_text(json.dumps(rec), encoding="utf-8")
+    with open_new(tmp, "w") as f:
+        f.write(json.dumps(rec))
     os.replace(tmp, ok_path(media))
 
 
@@ -124,7 +126,7 @@ def cached(cache_dir: Path, name: str) -> Path | None:
     """A cached media file whose .ok record matches it; unrecorded files are probed, adopted or deleted."""
     for f in sorted(cache_dir.glob(f"{name}.*")):
         ext = f.name[len(name) + 1:]
-        if not ((ext in MEDIA_EXTS or ext == "media") and f.is_file()):
+        if not ((ext in MEDIA_EXTS or ext == "media") and f.is_file()) or f.is_symlink():
             continue
         rec = read_ok(f)
         if rec and rec.get("size") == f.stat().st_size:

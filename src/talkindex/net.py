@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .fsutil import open_new
+
 log = logging.getLogger("talkindex")
 
 USER_AGENT = "talkindex/0.1 (podcast indexer; +https://github.com/)"
@@ -472,7 +474,7 @@ def download(url: str, dest: Path, *, origin: Origin | None, max_bytes: int, tim
         if r.length is not None and r.length > max_bytes:
             raise TooBig(f"larger than the {max_bytes}-byte limit ({r.length} bytes)")
         first = True
-        with open(dest, "wb") as f:
+        with open_new(dest) as f:
             while True:
                 data = r.read(CHUNK)
                 if not data:

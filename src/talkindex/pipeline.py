@@ -26,8 +26,9 @@ import numpy as np
 
 from . import chunking, sources
 from .bm25 import KeywordIndex
+from .budget import HostBudget
 from .errors import ModelError, SourceError, TalkindexError
-from .fsutil import atomic_write_text, replace_durably
+from .fsutil import atomic_write_text, disk_full, open_new, replace_durably
 from .home import DEFAULT_EMBEDDER, ChunkOptions, IndexConfig, Layout, WriterLock, default_embedders
 from .housekeeping import Housekeeping
 from .records import TRUSTED, Episode, Status, Transcript
@@ -183,12 +184,21 @@ class Pipeline(Housekeeping):
         report = IngestReport(input_errors=list(input_errors or []))
         self.layout.check_usable(write=True)
         with WriterLock(self.layout):
-            self.store.init()
-            if self.notice and not self.layout.config.exists():
-                report.warnings.append(self.notice)
-                self.progress("warning", message=self.notice)
-            self.apply_config()
-            self.reconcile()
+            try:
+                self.store.init()
+                if self.notice and not self.layout.config.exists():
+                    report.warnings.append(self.notice)
+                    self.progress("warning", message=self.notice)
+                self.apply_config()
+                self.reconcile()
+            except Exception as e:
+                if not disk_full(e):
+                    raise
+                for src in inputs:  # the README's promise: each input named, with the reason
+                    msg = f"{src}: disk full (nothing could be written to --home {self.layout.home})"
+                    report.input_errors.append(msg)
+                    self.progress("error", message=msg)
+                return report
             try:
                 episodes = self._resolve_all(inputs, report, resolve)
                 todo = self._plan(episodes, report)
@@ -234,8 +244,7 @@ class Pipeline(Housekeeping):
                 continue
             for ep in eps:
                 seen.setdefault(ep.id, ep)
-        for ep in seen.values():
-            self.store.upsert_episode(ep)
+        self.store.upsert_episodes(list(seen.values()))
         return list(seen.values())
 
     def _resolve(self, src: str) -> list[Episode]:
@@ -271,10 +280,11 @@ class Pipeline(Housekeeping):
         pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="talkindex-dl")
         futures: dict[int, object] = {}
         checked = False
+        budget = HostBudget()
 
         def prepare(i: int) -> None:
             """Existing transcript first; else start the media download (both off the main thread)."""
-            if i >= len(todo) or i in futures:
+            if i >= len(todo) or i in futures or budget.exhausted(todo[i]):
                 return
             futures[i] = pool.submit(self._obtain, todo[i], report)
 
@@ -282,10 +292,17 @@ class Pipeline(Housekeeping):
             prepare(0)
             prepare(1)
             for i, ep in enumerate(todo):
+                prepare(i)
                 prepare(i + 1)
                 prepare(i + 2)
+                if i not in futures:  # its host is out of budget: stays pending, counted, not recorded
+                    budget.skip(ep)
+                    report.results.append(EpisodeResult(ep.id, ep.title, ep.source, "failed",
+                                                        error=f"{sources.episode_input(ep)}: not tried"))
+                    continue
                 try:
                     got = futures.pop(i).result()
+                    budget.succeeded(ep)
                     if isinstance(got, Transcribed):
                         jobs.put(got)
                         continue
@@ -296,6 +313,7 @@ class Pipeline(Housekeeping):
                 except ModelError:
                     raise
                 except SourceError as e:  # already names the input as typed: keep only the reason
+                    budget.failed(ep, e.reason)
                     jobs.put(Failed(ep, e.reason))
                 except TalkindexError as e:
                     jobs.put(Failed(ep, str(e).removeprefix(f"{ep.media_url}: ")))
@@ -305,6 +323,8 @@ class Pipeline(Housekeeping):
             jobs.put(None)
             writer.join()
             pool.shutdown(wait=False, cancel_futures=True)
+            for msg in budget.summary():
+                self.progress("error", message=msg)
 
     def _obtain(self, ep: Episode, report: IngestReport) -> Transcribed | Path:
         """A stored or existing (publisher/captions) transcript, or the downloaded media to transcribe."""
@@ -314,10 +334,16 @@ class Pipeline(Housekeeping):
         t = self._existing_transcript(ep, report)
         if t is not None:
             return Transcribed(ep, t)
-        return sources.download(ep, self.layout.media, max_bytes=self.opts.max_bytes, force=self.opts.force,
-                                allow_private=self.opts.allow_private_urls,
-                                progress=lambda done, total, ep=ep: self.progress("download", episode=ep,
-                                                                                   done=done, total=total))
+        media = sources.download(ep, self.layout.media, max_bytes=self.opts.max_bytes, force=self.opts.force,
+                                 allow_private=self.opts.allow_private_urls,
+                                 progress=lambda done, total, ep=ep: self.progress("download", episode=ep,
+                                                                                    done=done, total=total))
+        if self.opts.max_duration:  # the file's own length, before any decoding: itunes:duration may lie
+            from .mediacache import media_duration
+            from .transcribe import media_duration as container_duration
+
+            self._check_duration(media_duration(Path(media)) or container_duration(Path(media)))
+        return media
 
     def _fetcher(self, ep: Episode) -> Callable[[str], tuple[bytes, str]]:
         """Fetch a document an episode names (transcript, chapters) under the episode's SSRF rule."""
@@ -338,8 +364,15 @@ class Pipeline(Housekeeping):
         for w in warnings:
             self._warn(ep, report, w)
         if t is not None:
+            self._check_duration(t.duration, "transcript ends at ")
             t.chapters = self._chapters(ep, report)
         return t
+
+    def _check_duration(self, seconds: float | None, what: str = "") -> None:
+        """The --max-duration rule, checked against what the media or transcript itself says."""
+        limit = self.opts.max_duration
+        if limit and seconds and seconds > limit:
+            raise TalkindexError(f"longer than --max-duration ({what}{seconds:.0f} s > {limit:.0f} s)")
 
     def _chapters(self, ep: Episode, report: IngestReport) -> list:
         if not (ep.chapters or ep.chapters_url):
@@ -352,17 +385,10 @@ class Pipeline(Housekeeping):
         return chapters
 
     def _transcribe(self, ep: Episode, media: Path, report: IngestReport) -> Transcript:
-        if self.opts.max_duration and not ep.duration:  # unknown until downloaded
-            from .mediacache import media_duration
-
-            probed = media_duration(Path(media))
-            if probed and probed > self.opts.max_duration:
-                raise TalkindexError(f"longer than --max-duration ({probed:.0f} s > {self.opts.max_duration:.0f} s)")
         self.progress("transcribe_start", episode=ep)
         t = self.transcriber(ep.id, media,
                              lambda d, tot, ep=ep: self.progress("transcribe", episode=ep, done=d, total=tot))
-        if self.opts.max_duration and t.duration > self.opts.max_duration:
-            raise TalkindexError(f"longer than --max-duration ({t.duration:.0f} s > {self.opts.max_duration:.0f} s)")
+        self._check_duration(t.duration)
         t.chapters = self._chapters(ep, report)
         return t
 
@@ -407,7 +433,7 @@ class Pipeline(Housekeeping):
         except Exception as e:  # noqa: BLE001 - one bad episode must not stop the batch
             log.debug("episode %s failed", ep.id, exc_info=True)
             reason = _first_line(e)
-            if isinstance(e, OSError) and e.errno == 28:
+            if disk_full(e):
                 reason = "disk full while writing"
             return self._fail(ep, report, reason)
 
@@ -441,10 +467,12 @@ class Pipeline(Housekeeping):
         ids = self.store.save_chunks(episode_id, sents, chunks, self.config.embedder, chapters)
         path = self.layout.embeddings(episode_id)
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, chunk_ids=np.asarray(ids, np.int64), chunk_vecs=chunk_vecs.astype(np.float16),
-                 sent_vecs=sent_vecs.astype(np.float16), embedder=np.array(self.config.embedder),
-                 sent_starts=np.asarray([s.start for s in sents], np.float64),  # hits start here: no SQL at ask
-                 **({"sent_speakers": np.asarray([s.speaker for s in sents])} if any(s.speaker for s in sents) else {}))
+        with open_new(tmp) as f:  # never through a link planted in the home
+            np.savez(f, chunk_ids=np.asarray(ids, np.int64), chunk_vecs=chunk_vecs.astype(np.float16),
+                     sent_vecs=sent_vecs.astype(np.float16), embedder=np.array(self.config.embedder),
+                     sent_starts=np.asarray([s.start for s in sents], np.float64),  # hits start here: no SQL
+                     **({"sent_speakers": np.asarray([s.speaker for s in sents])}
+                        if any(s.speaker for s in sents) else {}))
         replace_durably(tmp, path)
         if ids:
             self.vectors.add(np.asarray(ids, np.int64), chunk_vecs, self.config.embedder)

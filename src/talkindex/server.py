@@ -14,6 +14,7 @@ import logging
 import mimetypes
 import re
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
@@ -49,6 +50,41 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 # Swagger UI sets style attributes from its bundle (still no inline script).
 DOCS_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+# Host names a loopback server answers to; anything else is refused (DNS rebinding), as Jupyter and Vite do.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+HOST_REFUSED = (b"talkindex: this Host is not allowed (DNS rebinding guard); "
+                b"`talkindex serve --allowed-host NAME` allows another name\n")
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without port or IPv6 brackets, lower-cased ("" when there is none)."""
+    h = header.strip().lower()
+    if h.startswith("["):
+        return h[1:h.find("]")] if "]" in h else ""
+    return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+
+
+class HostGuard:
+    """ASGI middleware: a 403 for any request whose Host is not one of `allowed` (a "*" allows all).
+
+    A web page on a rebinding domain reaches a loopback server with its own name in Host; refusing
+    unknown names keeps the index and transcripts from being read by any site the user visits."""
+
+    def __init__(self, app, allowed):
+        self.app = app
+        self.allowed = {host_name(a) for a in allowed} - {""}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or "*" in self.allowed:
+            return await self.app(scope, receive, send)
+        hosts = [v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"]
+        if len(hosts) == 1 and host_name(hosts[0]) in self.allowed:
+            return await self.app(scope, receive, send)
+        await send({"type": "http.response.start", "status": 403,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                (b"content-length", str(len(HOST_REFUSED)).encode()),
+                                (b"x-content-type-options", b"nosniff")]})
+        await send({"type": "http.response.body", "body": HOST_REFUSED})
 
 
 class SecurityHeaders:
@@ -183,8 +219,9 @@ def templates() -> Environment:
     return env
 
 
-def create_app(home: str | Path | None = None, index: Index | None = None) -> FastAPI:
-    """The ASGI app over `home` (or an already open `index`)."""
+def create_app(home: str | Path | None = None, index: Index | None = None,
+               allowed_hosts: Iterable[str] = LOOPBACK_HOSTS) -> FastAPI:
+    """The ASGI app over `home` (or an already open `index`), answering only requests for `allowed_hosts`."""
     index = index or Index(home)
     lock = threading.Lock()  # one ask at a time: the Searcher's caches are not documented as thread-safe
     env = templates()
@@ -192,6 +229,7 @@ def create_app(home: str | Path | None = None, index: Index | None = None) -> Fa
                   description="Read-only search over an index of talks, podcasts and videos.")
     app.state.index = index
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(HostGuard, allowed=allowed_hosts)  # added last: runs first
 
     def page(name: str, code: int = 200, **ctx) -> HTMLResponse:
         return HTMLResponse(env.get_template(name).render(**ctx), status_code=code)
@@ -204,14 +242,23 @@ def create_app(home: str | Path | None = None, index: Index | None = None) -> Fa
     def wants_json(request: Request) -> bool:
         return request.url.path.startswith(("/api/", "/media/", "/openapi"))
 
+    homes = sorted({str(index.home), str(Path(index.home).resolve())}, key=len, reverse=True)
+
+    def public(e: Exception) -> str:
+        """An error's message for the web client: the home's absolute path is the server's business."""
+        text = str(e)
+        for h in homes:
+            text = text.removeprefix(h + ": ").replace(h, "the index")
+        return text
+
     @app.exception_handler(TalkindexError)
     async def _talkindex_error(request: Request, e: TalkindexError):
         status = _status(e)
         if status == 500:
             log.error("%s: %s", request.url.path, e)
         if wants_json(request):
-            return _error(status, str(e))
-        return page("error.html", status, status=status, message=str(e))
+            return _error(status, public(e))
+        return page("error.html", status, status=status, message=public(e))
 
     @app.exception_handler(RequestValidationError)
     async def _bad_params(request: Request, e: RequestValidationError):
@@ -273,7 +320,7 @@ def create_app(home: str | Path | None = None, index: Index | None = None) -> Fa
             try:
                 hits = ask(check_ask(q, k, mode, since), k, mode, show, since, episode)
             except TalkindexError as e:
-                error, status = str(e), _status(e)
+                error, status = public(e), _status(e)
         rows = {}
         for h in hits:
             if h.episode_id not in rows:

@@ -16,6 +16,7 @@ import tempfile
 import time
 import unicodedata
 import urllib.request
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -45,6 +46,11 @@ log = logging.getLogger("talkindex")
 TIMEOUT = net.TIMEOUT  # seconds, connect and per read (TALKINDEX_NET_TIMEOUT; tests lower it)
 MAX_FEED_BYTES = 20 * 2**20
 MAX_DOC_BYTES = 20 * 2**20  # transcripts, chapters
+MAX_PAGE_BYTES = 5 * 2**20  # a web page (decompressed) looked at before yt-dlp is asked about it
+# What a page that yt-dlp's extractors could play names somewhere (tags, metadata, players, media files).
+_PLAYABLE = re.compile(rb"<(?:video|audio|source|iframe|embed|object|track)\b|og:(?:video|audio)|twitter:player"
+                       rb"|player|videoobject|audioobject|contenturl|embedurl|youtu|vimeo|soundcloud"
+                       rb"|\.(?:mp3|m4a|mp4|m4v|m3u8|mpd|webm|ogg|oga|opus|wav|flac|aac|mov|mkv)\b", re.I)
 SNIFF_BYTES = 64 * 1024
 MAX_LINE = 4096
 USER_AGENT = net.USER_AGENT
@@ -55,6 +61,45 @@ _SEARCH = re.compile(r"^[a-z]+search(?:date)?(?:\d+|all)?:", re.IGNORECASE)
 
 # ---------------------------------------------------------------------------------------------
 # urls.txt
+
+
+def read_argument(text: str) -> tuple[list[str], list[SourceError]]:
+    """The inputs `talkindex ingest ARG` means: a URL (http(s), file://, ytsearch:), a media file, a folder
+    of media files, or else a urls file. Inputs keep the spelling the user typed."""
+    m = _SCHEME.match(text)
+    if m and len(m.group(1)) > 1 and (m.group(1).lower() in ("http", "https", "file") or _SEARCH.match(text)):
+        return [text], []
+    p = Path(os.path.expanduser(text))
+    if p.is_dir():
+        found = sorted(str(f) for f in p.iterdir() if f.suffix[1:].lower() in MEDIA_EXTS and f.is_file())
+        if not found:
+            raise SourceError(text, "a folder with no media files in it (or name a urls file, one URL per line)")
+        return found, []
+    if p.is_file() and is_media_file(p):
+        return [text], []
+    if _binary(p):  # one line, not one "not valid UTF-8" per line of it
+        raise SourceError(text, "not a text file (expected a media file, or one URL or path per line)")
+    return read_urls_file(p)
+
+
+def _binary(p: Path) -> bool:
+    try:
+        with open(p, "rb") as f:
+            return b"\0" in f.read(8192)
+    except OSError:
+        return False  # read_urls_file names the reason
+
+
+def is_media_file(p: Path) -> bool:
+    """A local file that is a recording (by its name or its first bytes), not a list of URLs."""
+    if p.suffix[1:].lower() in MEDIA_EXTS:
+        return True
+    try:
+        with open(p, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return False
+    return _is_media(head, "", "") and not head.startswith(b"#EXTM3U")
 
 
 def read_urls_file(path: Path) -> tuple[list[str], list[SourceError]]:
@@ -114,11 +159,11 @@ def _parse_line(line: str, base: Path) -> str | None:
             return text
         if _SEARCH.match(text):
             return text
-        if scheme == "file":
+        if scheme == "file":  # kept as typed, so messages name it so; `resolve` reads the path
             parts = urlsplit(text)
             if parts.netloc not in ("", "localhost"):
                 raise ValueError(f"file URL on another host: {clip(text)!r}")
-            return os.path.abspath(urllib.request.url2pathname(parts.path))
+            return text
         if not (base / text).exists():
             raise ValueError(f"unsupported URL scheme {scheme!r} (use http, https, "
                              f"ytsearchN: or a local path): {clip(text)!r}")
@@ -145,7 +190,7 @@ def resolve(source: str, *, allow_private: bool | None = None) -> list[Episode]:
     if scheme in ("http", "https"):
         if ytdl.specific(text):
             return ytdl.resolve(text, source)
-        return _resolve_http(text, source, allow_private)
+        return ytdl.with_backoff(lambda: _resolve_http(text, source, allow_private), source, forbidden=False)
     if scheme and _SEARCH.match(text):
         return ytdl.resolve(text, source)
     if scheme == "file":
@@ -204,15 +249,20 @@ def _resolve_http(url: str, source: str, allow_private: bool | None = None) -> l
                 for ep in episodes:  # download() holds the URLs the feed names to the feed's origin
                     _set_origin(ep, origin)
                 return episodes
+            media = _is_media(head, mime, final)
+            page = b"" if media else _read_page(resp, head, source)
     except SourceError:
         raise
     except net.NET_ERRORS as e:  # ValueError: urllib rejects malformed URLs ("unknown url type", bad port)
         raise SourceError(source, net.describe(e, TIMEOUT)) from None
-    if _is_media(head, mime, final):
+    if media:
         name = unquote_name(posixpath.basename(urlsplit(url).path))
         title = name.rsplit(".", 1)[0] if "." in name else name
         return [Episode(id="url-" + sha12(url), title=title or urlsplit(url).hostname or url, source=source,
                         media_url=url, webpage_url=url, extractor="generic")]
+    if not _PLAYABLE.search(page):  # yt-dlp would fetch it again, uncapped, only to find nothing
+        kind = "an HTML page without playable media" if b"<html" in page[:4096].lower() else ""
+        raise SourceError(source, "not a feed or media file" + (f" ({kind})" if kind else ""))
     try:
         return ytdl.resolve(url, source)
     except SourceError as e:
@@ -220,6 +270,25 @@ def _resolve_http(url: str, source: str, allow_private: bool | None = None) -> l
             kind = "an HTML page without playable media" if b"<html" in head[:4096].lower() else ""
             raise SourceError(source, "not a feed or media file" + (f" ({kind})" if kind else "")) from None
         raise
+
+
+def _read_page(resp: net.Response, head: bytes, source: str) -> bytes:
+    """The rest of a page that is neither feed nor media, decompressed, within MAX_PAGE_BYTES (else
+    SourceError): only a page that names something playable goes on to yt-dlp, which fetches it again."""
+    body = head + resp.read_exactly(MAX_PAGE_BYTES + 1 - len(head))
+    if len(body) > MAX_PAGE_BYTES:
+        raise SourceError(source, f"page larger than {MAX_PAGE_BYTES // 2**20} MB, not a feed or media file")
+    if body[:2] == b"\x1f\x8b" or body[:1] == b"\x78":  # gzip/zlib although we asked for identity
+        inflate = zlib.decompressobj(zlib.MAX_WBITS | 32)
+        try:
+            out = inflate.decompress(body, MAX_PAGE_BYTES + 1)
+        except zlib.error:
+            return body
+        if len(out) > MAX_PAGE_BYTES or inflate.unconsumed_tail:
+            raise SourceError(source, f"page larger than {MAX_PAGE_BYTES // 2**20} MB once decompressed "
+                                      "(a compression bomb?), not a feed or media file")
+        return out
+    return body
 
 
 def _set_origin(ep: Episode, origin: net.Origin) -> None:
@@ -280,7 +349,8 @@ def download(episode: Episode, cache_dir: Path, *, max_bytes: int = 4 * 2**30,
     tmp = Path(tempfile.mkdtemp(prefix=f".dl-{name}-", dir=cache_dir))
     try:
         if _direct(episode):
-            got = _download_direct(episode, tmp / name, max_bytes, progress, allow_private)
+            got = ytdl.with_backoff(lambda: _download_direct(episode, tmp / name, max_bytes, progress, allow_private),
+                                    label, forbidden=False)
         else:
             got = ytdl.download(episode, tmp, name, max_bytes, progress, allow_private,
                                 label=label, origin=origin_of(episode) if episode.extractor == "rss" else None)

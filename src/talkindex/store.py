@@ -159,15 +159,27 @@ class Store:
 
     # -- writer side (only the pipeline and doctor's repairs call these) -------------------------
     def upsert_episode(self, ep: Episode) -> None:
-        vals = [getattr(ep, c) for c in EPISODE_COLS]
+        self.upsert_episodes([ep])
+
+    def upsert_episodes(self, eps: list[Episode]) -> None:
+        """Insert or update many episodes in one connection and transaction (a feed may hold thousands:
+        one open/close each cost ~0.1 s)."""
+        if not eps:
+            return
+        row = f"({', '.join('?' * len(EPISODE_COLS))})"
+        unique = list({ep.id: ep for ep in eps}.values())  # one statement may not touch a row twice
         with self.connect() as con:
-            con.execute(
-                f"INSERT INTO episodes ({_COLS}) VALUES ({', '.join('?' * len(EPISODE_COLS))}) "
-                'ON CONFLICT (id) DO UPDATE SET title = excluded.title, "show" = excluded."show", '
-                "webpage_url = excluded.webpage_url, media_url = excluded.media_url, source = excluded.source, "
-                "published = excluded.published, duration = coalesce(excluded.duration, episodes.duration)",
-                vals,
-            )
+            con.execute("BEGIN")
+            for i in range(0, len(unique), 200):  # multi-row VALUES: DuckDB's executemany costs ~5 ms a row
+                batch = unique[i:i + 200]
+                con.execute(
+                    f"INSERT INTO episodes ({_COLS}) VALUES {', '.join([row] * len(batch))} "
+                    'ON CONFLICT (id) DO UPDATE SET title = excluded.title, "show" = excluded."show", '
+                    "webpage_url = excluded.webpage_url, media_url = excluded.media_url, source = excluded.source, "
+                    "published = excluded.published, duration = coalesce(excluded.duration, episodes.duration)",
+                    [getattr(ep, c) for ep in batch for c in EPISODE_COLS],
+                )
+            con.execute("COMMIT")
 
     def set_status(self, episode_id: str, status: Status | str, error: str | None = None) -> None:
         with self.connect() as con:

@@ -37,6 +37,11 @@ log = logging.getLogger("talkindex")
 POLICIES = {"never": (), "prefer": ("publisher", "captions"), "any": ("publisher", "captions", "auto-captions")}
 MAX_BYTES = 32 * 2**20  # a transcript larger than this is not a transcript
 MAX_CUE_S = 300.0  # one cue longer than this is not timed finely enough to point at a moment
+# Per episode: an existing transcript beyond these is indexed up to them, with one note (20,000 cues, or
+# 200,000 words ≈ 20 h of speech, cost minutes to index; 200,000 one-word cues would cost hours).
+MAX_SEGMENTS = 20_000
+MAX_WORDS = 200_000
+MAX_TRIES = 4  # offered transcripts fetched per episode, best first (a feed may list hundreds)
 
 MIME_FORMATS = {
     "text/vtt": "vtt", "text/webvtt": "vtt",
@@ -500,7 +505,8 @@ def fetch_existing(episode: Episode, policy: str, fetch: Callable[[str], tuple[b
     left empty (see `fetch_chapters`); duration is the last cue's end.
     """
     failures: list[tuple[str, str]] = []
-    for ref in candidates(episode, policy):
+    refs = candidates(episode, policy)
+    for ref in refs[:MAX_TRIES]:
         try:
             body, ctype = fetch(ref.url)
             t = parse_transcript(body, ctype or ref.type, url=ref.url, source=ref.source, episode_id=episode.id)
@@ -519,9 +525,30 @@ def fetch_existing(episode: Episode, policy: str, fetch: Callable[[str], tuple[b
             continue
         t.language = guess_language(sample) or primary(ref.language) or primary(episode.language)
         t.params["language_declared"] = ref.language
+        cap(t)
         log.info("%s: using %s transcript %s", episode.id, ref.source, ref.url)
         return t, [f"transcript {u}: {r}; used {ref.url} instead" for u, r in failures]
-    return None, [f"transcript {u}: {r}; transcribing instead" for u, r in failures]
+    more = len(refs) - MAX_TRIES
+    untried = [f"{more} more offered transcript(s) not tried (at most {MAX_TRIES} per episode)"] if more > 0 else []
+    return None, [f"transcript {u}: {r}; transcribing instead" for u, r in failures] + untried
+
+
+def cap(t: Transcript) -> None:
+    """Keep at most MAX_SEGMENTS cues and MAX_WORDS words of `t` (in time order), with one note saying so."""
+    n_seg = n_words = 0
+    for i, seg in enumerate(t.segments):
+        n_words += len(seg.words)
+        if i >= MAX_SEGMENTS or n_words > MAX_WORDS:
+            break
+        n_seg = i + 1
+    else:
+        return
+    total = len(t.segments)
+    kept = t.segments[:n_seg]
+    end = kept[-1].end if kept else 0.0
+    t.notes.append(f"transcript too large ({total} cues, {len(t.words)} words): indexed its first {n_seg} cues "
+                   f"(to {_hms(end)}; at most {MAX_SEGMENTS} cues and {MAX_WORDS} words per episode)")
+    t.segments = kept
 
 
 # ------------------------------------------------------------------------------------ yt-dlp captions

@@ -183,6 +183,7 @@ class VectorIndex:
         m["seq"] = max(int(m.get("seq") or 0), self._max_seq()) + 1
         name = f"seg-{m['seq']:06d}.faiss"
         tmp = self.dir / f".{name}.tmp"
+        tmp.unlink(missing_ok=True)  # FAISS opens by name: a link planted here must not be followed
         _faiss().write_index(index, str(tmp))
         replace_durably(tmp, self.dir / name)
         return {"file": name, "n": int(n), "factory": fac}

@@ -8,17 +8,88 @@ before any media byte is fetched (redirects inside yt-dlp are not seen; see net 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from talkindex import net
-from talkindex.errors import SourceError
+from talkindex.errors import SourceError, UsageError
 from talkindex.feeds import clip, sha12
 from talkindex.records import Episode
 
 log = logging.getLogger("talkindex")
+T = TypeVar("T")
+
+# Politeness toward sites that rate-limit (YouTube first): a pause between yt-dlp's requests, and a 429 (or,
+# from yt-dlp, a 403 / "not a bot" page) retried TRIES times in all, waiting BACKOFF_S, then twice that, ….
+SLEEP_REQUESTS_S = float(os.environ.get("TALKINDEX_SLEEP_REQUESTS_S", "1"))  # tests lower these
+BACKOFF_S = float(os.environ.get("TALKINDEX_BACKOFF_S", "10"))
+TRIES = 3
+_RATE_LIMITED = re.compile(r"\b429\b|too many requests|rate.?limit", re.I)
+_FORBIDDEN = re.compile(r"\b403\b|forbidden|not a bot|sign in to confirm", re.I)
+HELP = "pass --cookies FILE or --cookies-from-browser BROWSER (a signed-in session), or wait and rerun"
+
+
+class Blocked(SourceError):
+    """A site kept refusing after the retries; the message names the cause and the option that helps."""
+
+
+def set_cookies(file: str | None = None, browser: str | None = None) -> None:
+    """--cookies / --cookies-from-browser for every yt-dlp call of this process and the workers it starts
+    (environment, as net.set_allow_private). UsageError for a missing file or an unknown browser."""
+    if file:
+        if not os.path.isfile(file) or not os.access(file, os.R_OK):
+            raise UsageError(f"--cookies {file}: no such readable file (a Netscape cookies.txt)")
+        os.environ["TALKINDEX_COOKIES"] = os.path.abspath(file)
+    if browser:
+        _browser_opts(browser)
+        os.environ["TALKINDEX_COOKIES_FROM_BROWSER"] = browser
+
+
+def _browser_opts(browser: str) -> tuple:
+    """yt-dlp's own parsing of BROWSER[+KEYRING][:PROFILE][::CONTAINER]."""
+    import yt_dlp
+
+    try:
+        return yt_dlp.parse_options(["--cookies-from-browser", browser]).ydl_opts["cookiesfrombrowser"]
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - optparse reports by exiting
+        why = str(e).strip().splitlines()[-1].removeprefix("-c: error: ") if str(e).strip() else "invalid"
+        raise UsageError(f"--cookies-from-browser {browser}: {why}") from None
+
+
+def _cookie_opts() -> dict:
+    opts: dict = {}
+    if os.environ.get("TALKINDEX_COOKIES"):
+        opts["cookiefile"] = os.environ["TALKINDEX_COOKIES"]
+    if os.environ.get("TALKINDEX_COOKIES_FROM_BROWSER"):
+        opts["cookiesfrombrowser"] = _browser_opts(os.environ["TALKINDEX_COOKIES_FROM_BROWSER"])
+    return opts
+
+
+def with_backoff(fn: Callable[[], T], label: str, forbidden: bool = True) -> T:
+    """`fn()`, tried again after a rate-limit answer (and a 403, when `forbidden`); the last refusal
+    becomes one Blocked line naming the cause and what helps."""
+    for attempt in range(TRIES):
+        try:
+            return fn()
+        except Blocked:
+            raise
+        except SourceError as e:
+            limited = bool(_RATE_LIMITED.search(e.reason))
+            if not (limited or (forbidden and _FORBIDDEN.search(e.reason))):
+                raise
+            if attempt == TRIES - 1:
+                cause = ("rate-limited by the site" if limited
+                         else "refused by the site (it may want a signed-in session)")
+                raise Blocked(e.input, f"{e.reason}: {cause} after {TRIES} tries; {HELP}") from None
+            wait = BACKOFF_S * 2**attempt
+            log.warning("warning: %s: %s; retrying in %g s", label, e.reason, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_-]+")
@@ -63,12 +134,63 @@ def short(e: BaseException) -> str:
     return clip(line, 300)
 
 
+MAX_READ_BYTES = 32 * 2**20  # one page, API answer or player script that yt-dlp reads whole (decompressed)
+_capped = False
+
+
+def _cap_whole_reads() -> None:
+    """Give yt-dlp's whole-body reads (pages, API answers: `read()` without a size) a decompressed cap.
+
+    Its media downloads read in blocks and are capped by max_filesize; a page read whole was not: a
+    server answering yt-dlp's second fetch with a gzip bomb drove it past 4 GB. A request handler of
+    ours (yt-dlp's requests handler, preferred over the others) reads such bodies in 1 MiB steps."""
+    global _capped
+    if _capped:
+        return
+    _capped = True
+    try:
+        from yt_dlp.networking import _requests
+        from yt_dlp.networking.common import register_preference, register_rh
+        from yt_dlp.networking.exceptions import TransportError
+    except ImportError:  # no `requests`: yt-dlp falls back to urllib (uncapped)
+        return
+
+    class TalkindexCappedRH(_requests.RequestsRH):
+        def _send(self, request):
+            resp = super()._send(request)
+            real = resp._real_read
+
+            def capped(amt=None):
+                if amt is not None:
+                    return real(amt)
+                parts, got = [], 0
+                while chunk := real(1 << 20):
+                    got += len(chunk)
+                    if got > MAX_READ_BYTES:
+                        raise TransportError(f"response larger than {MAX_READ_BYTES // 2**20} MB once "
+                                             "decompressed (a compression bomb?)")
+                    parts.append(chunk)
+                return b"".join(parts)
+
+            resp._real_read = capped
+            return resp
+
+    register_rh(TalkindexCappedRH)
+    register_preference(TalkindexCappedRH)(lambda rh, request: 1000)
+
+
 def _base_opts(logger: _YdlLogger) -> dict:
+    _cap_whole_reads()
     return {"quiet": True, "no_warnings": True, "noprogress": True, "logger": logger, "cachedir": False,
-            "socket_timeout": net.TIMEOUT, "extractor_retries": 1, "http_headers": {"User-Agent": net.USER_AGENT}}
+            "socket_timeout": net.TIMEOUT, "extractor_retries": 1, "http_headers": {"User-Agent": net.USER_AGENT},
+            "sleep_interval_requests": SLEEP_REQUESTS_S} | _cookie_opts()
 
 
 def resolve(url: str, source: str) -> list[Episode]:
+    return with_backoff(lambda: _resolve(url, source), source)
+
+
+def _resolve(url: str, source: str) -> list[Episode]:
     import yt_dlp
 
     opts = _base_opts(_YdlLogger()) | {"extract_flat": "in_playlist", "skip_download": True}
@@ -153,6 +275,12 @@ def download(ep: Episode, tmp: Path, name: str, max_bytes: int, progress, allow_
     """Download a page's media with yt-dlp into tmp/<name>.<ext> (the caller verifies and caches it).
 
     origin: the Origin of the document that named ep.media_url (a feed), or None for a typed page."""
+    return with_backoff(lambda: _download(ep, tmp, name, max_bytes, progress, allow_private, label=label,
+                                          origin=origin), label)
+
+
+def _download(ep: Episode, tmp: Path, name: str, max_bytes: int, progress, allow_private: bool | None, *,
+              label: str, origin: net.Origin | None) -> Path:
     import yt_dlp
     from yt_dlp.postprocessor.common import PostProcessor
 
