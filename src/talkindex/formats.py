@@ -6,12 +6,13 @@ import json
 from dataclasses import asdict
 
 from .records import Transcript
+from .requests import FORMATS, clamp_seconds
 
-FORMATS = ("txt", "srt", "vtt", "json")
+__all__ = ["FORMATS", "hms", "render", "timestamp"]
 
 
 def timestamp(seconds: float, sep: str = ",") -> str:
-    ms = max(0, int(round(seconds * 1000)))
+    ms = int(round(clamp_seconds(seconds) * 1000))
     h, ms = divmod(ms, 3_600_000)
     m, ms = divmod(ms, 60_000)
     s, ms = divmod(ms, 1000)
@@ -19,7 +20,7 @@ def timestamp(seconds: float, sep: str = ",") -> str:
 
 
 def hms(seconds: float) -> str:
-    s = max(0, int(seconds))
+    s = int(clamp_seconds(seconds))
     return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
