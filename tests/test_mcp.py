@@ -93,7 +93,7 @@ def _raw_calls(home, calls: list[str]) -> tuple[list[dict], str]:
                  "protocolVersion": "2025-06-18", "capabilities": {},
                  "clientInfo": {"name": "raw", "version": "1"}}}),
              json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"})]
-    lines += ['{"jsonrpc": "2.0", "id": %d, "method": "tools/call", "params": %s}' % (i, c)
+    lines += ['{"jsonrpc": "2.0", "id": ' + str(i) + ', "method": "tools/call", "params": ' + c + "}"
               for i, c in enumerate(calls, 1)]
     p = subprocess.Popen([sys.executable, "-m", "talkindex", "mcp", "--home", str(home)], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -145,8 +145,8 @@ def test_mcp_refuses_what_every_face_refuses(tiny_home, tmp_path):
     assert not clamped.is_error and _payload(clamped).startswith("[00:00:00]")
 
     (nan, inf), stderr = _raw_calls(tiny_home, [
-        '{"name": "get_transcript", "arguments": {"episode_id": "%s", "start": NaN, "end": Infinity}}' % eid,
-        '{"name": "get_transcript", "arguments": {"episode_id": "%s", "start": -Infinity}}' % eid])
+        '{"name": "get_transcript", "arguments": {"episode_id": "' + eid + '", "start": NaN, "end": Infinity}}',
+        '{"name": "get_transcript", "arguments": {"episode_id": "' + eid + '", "start": -Infinity}}'])
     assert "Traceback" not in stderr, stderr
     for r in (nan, inf):
         assert r["result"]["isError"] and "finite" in r["result"]["content"][0]["text"], r
