@@ -10,15 +10,15 @@ from __future__ import annotations
 import logging
 import re
 import sys
-import typing
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from .cli_common import CommandGroup, HomeOpt, JsonOpt, VerboseOpt, say, usage
+from .cli_common import CommandGroup, HomeOpt, JsonOpt, VerboseOpt, add_arguments, say, usage
 from .errors import TalkindexError
-from .requests import DEFAULT_K, DEFAULT_MODE, MAX_K, MODES, AskRequest
+from .home import DEFAULT_EMBEDDER, DEFAULT_MODEL
+from .requests import DEFAULT_K, DEFAULT_MODE, MAX_K, MODES, AskRequest, IngestOptions
 
 app = typer.Typer(
     cls=CommandGroup,
@@ -62,33 +62,40 @@ def _index(home: Optional[Path]):
     return Index(home)
 
 
+_INGEST = IngestOptions()  # the ingest defaults, shared with pipelines/ (which derive their options from `ingest`)
+
+
 @app.command()
 def ingest(
     urls: Annotated[str, typer.Argument(help="Text file with one URL, feed, playlist, channel or media path per "
                                         "line — or a single http(s) URL.")],
     home: HomeOpt = None,
     model: Annotated[Optional[str], typer.Option(
-        help="Whisper model for episodes without a transcript: tiny.en (bundled, offline), base (offline when "
+        help=f"Whisper model for episodes without a transcript: {DEFAULT_MODEL} (bundled, offline), base (offline when "
              "installed: `talkindex models install whisper-base`), small.en, large-v3-turbo … (downloaded "
-             "when online), or a CTranslate2 directory. Default: the home's, else tiny.en (CPU and GPU; on a "
-             "GPU box large-v3-turbo is the better choice when online).", show_default=False)] = None,
+             f"when online), or a CTranslate2 directory. Default: the home's, else {DEFAULT_MODEL} (CPU and GPU; "
+             "on a GPU box large-v3-turbo is the better choice when online).", show_default=False)] = _INGEST.model,
     device: Annotated[str, typer.Option(
-        help="auto | cpu | cuda (auto: CUDA float16 when present, else CPU int8).")] = "auto",
-    compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type (auto, int8, float16, …).")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="Batched inference size; 0 = auto (batched on GPU).", min=0)] = 0,
-    beam_size: Annotated[int, typer.Option(help="Beam size for decoding.", min=1, max=20)] = 1,
+        help="auto | cpu | cuda (auto: CUDA float16 when present, else CPU int8).")] = _INGEST.device,
+    compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type (auto, int8, float16, …).")
+                            ] = _INGEST.compute_type,
+    batch_size: Annotated[int, typer.Option(help="Batched inference size; 0 = auto (batched on GPU).", min=0)
+                          ] = _INGEST.batch_size,
+    beam_size: Annotated[int, typer.Option(help="Beam size for decoding.", min=1, max=20)] = _INGEST.beam_size,
     embedder: Annotated[Optional[str], typer.Option(
-        help="sentence-transformers model name or path. Default: the home's, else all-MiniLM-L6-v2 (bundled). "
-             "Changing it re-embeds stored transcripts (never re-transcribes).", show_default=False)] = None,
+        help=f"sentence-transformers model name or path. Default: the home's, else {DEFAULT_EMBEDDER} (bundled). "
+             "Changing it re-embeds stored transcripts (never re-transcribes).", show_default=False)
+    ] = _INGEST.embedder,
     captions: Annotated[str, typer.Option(
         help="prefer: publisher transcripts and creator captions before ASR; any: also auto-captions; "
-             "never: always transcribe.")] = "prefer",
+             "never: always transcribe.")] = _INGEST.captions,
     max_duration: Annotated[Optional[float], typer.Option(help="Refuse media longer than this (seconds).",
-                                                          min=1)] = None,
+                                                          min=1)] = _INGEST.max_duration,
     allow_private_urls: Annotated[bool, typer.Option(
-        "--allow-private-urls", help="Let remote feeds and pages point at loopback/private addresses.")] = False,
+        "--allow-private-urls", help="Let remote feeds and pages point at loopback/private addresses.")
+    ] = _INGEST.allow_private_urls,
     force: Annotated[bool, typer.Option("--force", help="Redo episodes that are already indexed (re-download, "
-                                        "re-fetch transcripts, re-transcribe).")] = False,
+                                        "re-fetch transcripts, re-transcribe).")] = _INGEST.force,
     json_out: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -97,8 +104,8 @@ def ingest(
     Exit status: 0 when every input succeeded, 1 when any failed (each named on stderr), 2 on usage errors,
     130 when interrupted (finished episodes stay searchable).
     """
+    opts = IngestOptions.from_args(locals())  # every parameter named like an IngestOptions field
     _setup_logging(verbose)
-    from .pipeline import IngestOptions
     from .progress import IngestProgress
     from .sources import read_urls_file
     from .transcribe import check_options
@@ -118,9 +125,6 @@ def ingest(
         from .net import set_allow_private
 
         set_allow_private(True)  # also for batch workers this process starts
-    opts = IngestOptions(model=model, device=device, compute_type=compute_type, batch_size=batch_size,
-                         beam_size=beam_size, embedder=embedder, force=force, max_duration=max_duration,
-                         captions=captions, allow_private_urls=allow_private_urls)
     idx = _index(home)
     with IngestProgress(json_out) as progress:
         report = idx.ingest(inputs, opts, progress, [str(e) for e in errors])
@@ -256,29 +260,13 @@ def _fast_ask(argv: list[str]) -> bool:
     if not argv or argv[0] != "ask" or any(a in ("-h", "--help") for a in argv[1:]):
         return False
     import argparse
-    import inspect
-
-    from typer.models import ArgumentInfo
 
     class _Parser(argparse.ArgumentParser):
         def error(self, message):  # noqa: ARG002 - fall back to typer for every error
             raise ValueError(message)
 
     p = _Parser(add_help=False, allow_abbrev=False, exit_on_error=False)
-    defaults = inspect.signature(ask).parameters
-    for name, hint in typing.get_type_hints(ask, include_extras=True).items():
-        if name == "return":
-            continue
-        info = hint.__metadata__[0]
-        typ = next(t for t in (typing.get_args(hint.__origin__) or (hint.__origin__,)) if t is not type(None))
-        if isinstance(info, ArgumentInfo):
-            p.add_argument(name, nargs="?")
-            continue
-        flags = [d for d in (info.default, *info.param_decls) if isinstance(d, str)]  # Annotated: flags first
-        if typ is bool:
-            p.add_argument(*flags, dest=name, action="store_true")
-        else:
-            p.add_argument(*flags, dest=name, type=typ, default=defaults[name].default)
+    add_arguments(p, ask)
     try:
         a = p.parse_args(argv[1:])
     except (ValueError, argparse.ArgumentError):
@@ -344,7 +332,7 @@ def eval_retrieval(
 def eval_asr(
     manifest: Annotated[Path, typer.Argument(help="JSON list of clips: file, transcript_text (or transcript), "
                                              "language; paths relative to the manifest.")],
-    model: Annotated[str, typer.Option(help="faster-whisper model name or directory.")] = "tiny.en",
+    model: Annotated[str, typer.Option(help="faster-whisper model name or directory.")] = DEFAULT_MODEL,
     beam_size: Annotated[int, typer.Option(help="Beam size.", min=1, max=20)] = 1,
     batch_size: Annotated[int, typer.Option(help="Batched inference size; 0 = sequential on CPU.", min=0)] = 0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",

@@ -7,6 +7,8 @@ and `cli.main()` does the same for the fast `ask` path and anything unexpected.
 
 from __future__ import annotations
 
+import typing
+from collections.abc import Callable, Container
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -47,3 +49,30 @@ class CommandGroup(TyperGroup):
         except TalkindexError as e:
             say("error", str(e))
             raise typer.Exit(e.exit_code) from None
+
+
+def add_arguments(parser, command: Callable, skip: Container[str] = ()) -> None:
+    """Add `command`'s typer parameters (flags, types, defaults, help) to an argparse `parser`, so a path
+    that must not build the typer app (the fast `ask`) or a separate script (pipelines/) parses the same
+    declaration. Arguments become positionals; `skip` names parameters the caller declares itself."""
+    import inspect
+
+    from typer.models import ArgumentInfo
+
+    defaults = inspect.signature(command).parameters
+    for name, hint in typing.get_type_hints(command, include_extras=True).items():
+        if name == "return" or name in skip:
+            continue
+        info = hint.__metadata__[0]
+        typ = next(t for t in (typing.get_args(hint.__origin__) or (hint.__origin__,)) if t is not type(None))
+        help_ = (info.help or "").replace("%", "%%")
+        if isinstance(info, ArgumentInfo):  # required unless the command gives it a default
+            optional = defaults[name].default is not inspect.Parameter.empty
+            parser.add_argument(name, help=help_, **({"nargs": "?"} if optional else {}))
+            continue
+        flags = [d for d in (info.default, *info.param_decls) if isinstance(d, str)]  # Annotated: flags come first
+        flags = flags or ["--" + name.replace("_", "-")]
+        if typ is bool:
+            parser.add_argument(*flags, dest=name, action="store_true", help=help_)
+        else:
+            parser.add_argument(*flags, dest=name, type=typ, default=defaults[name].default, help=help_)

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .home import DEFAULT_EMBEDDER
+
 log = logging.getLogger("talkindex")
 
-DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 # Query-side instructions of well-known retrieval models that do not declare `prompts` themselves.
 QUERY_PREFIXES = {
     "bge-small-en-v1.5": "Represent this sentence for searching relevant passages: ",

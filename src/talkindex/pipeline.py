@@ -28,9 +28,10 @@ from . import chunking, sources
 from .bm25 import KeywordIndex
 from .errors import ModelError, SourceError, TalkindexError
 from .fsutil import atomic_write_text, replace_durably
-from .home import ChunkOptions, IndexConfig, Layout, WriterLock
+from .home import IndexConfig, Layout, WriterLock
 from .housekeeping import Housekeeping
 from .records import TRUSTED, Episode, Status, Transcript
+from .requests import IngestOptions
 from .store import Store
 from .textsafe import line
 from .vectors import VectorIndex
@@ -38,24 +39,6 @@ from .vectors import VectorIndex
 log = logging.getLogger("talkindex")
 
 Progress = Callable[..., None]  # progress(event, **data); the CLI renders it, the library never prints
-
-
-@dataclass
-class IngestOptions:
-    """Options of one ingest run. None means "what the home's saved config says" (else the default)."""
-
-    model: str | None = None
-    device: str = "auto"
-    compute_type: str = "auto"
-    batch_size: int = 0
-    beam_size: int = 1
-    embedder: str | None = None
-    chunk: ChunkOptions | None = None
-    force: bool = False
-    max_duration: float | None = None  # seconds; longer media is refused
-    max_bytes: int = 4 * 2**30
-    captions: str = "prefer"  # prefer | any | never: existing transcripts before ASR
-    allow_private_urls: bool = False  # let remote documents point at private/loopback addresses
 
 
 @dataclass
@@ -172,10 +155,6 @@ class Pipeline(Housekeeping):
     ) -> IngestReport:
         """`resolve` (default `sources.resolve`) and `run` (default: download/transcribe here, write in
         the writer thread) let batch engines (pipelines/ray_ingest.py) plug in; the writer side stays here."""
-        from .transcripts import POLICIES
-
-        if self.opts.captions not in POLICIES:
-            raise ModelError(f"--captions {self.opts.captions}: use one of {', '.join(POLICIES)}")
         report = IngestReport(input_errors=list(input_errors or []))
         self.layout.check_usable(write=True)
         with WriterLock(self.layout):

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import datetime
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 
 from .errors import UsageError
+from .home import ChunkOptions
 
 MAX_K = 100  # the most moments one ask returns
 DEFAULT_K = 5
@@ -21,6 +23,9 @@ MODES = ("hybrid", "dense", "keyword")
 DEFAULT_MODE = "hybrid"
 FORMATS = ("txt", "srt", "vtt", "json")  # transcript renderings (formats.render)
 MAX_SECONDS = 10 * 365 * 86400.0  # a time past ten years of media is clamped here (renderers stay finite)
+# --captions: which existing transcripts come before ASR (transcripts.find_existing reads this)
+CAPTION_POLICIES = {"prefer": ("publisher", "captions"), "any": ("publisher", "captions", "auto-captions"),
+                    "never": ()}
 
 
 def check_k(k: object) -> int:
@@ -131,3 +136,32 @@ class TranscriptRequest:
             raise UsageError(f"unknown format {self.format!r}: use one of {', '.join(FORMATS)}")
         object.__setattr__(self, "start", seconds(self.start, "start"))
         object.__setattr__(self, "end", seconds(self.end, "end"))
+
+
+@dataclass
+class IngestOptions:
+    """Options of one ingest run. None means "what the home's saved config says" (else the default).
+
+    The defaults here are the CLI's and the batch jobs' (pipelines/) defaults too."""
+
+    model: str | None = None
+    device: str = "auto"
+    compute_type: str = "auto"
+    batch_size: int = 0
+    beam_size: int = 1
+    embedder: str | None = None
+    chunk: ChunkOptions | None = None
+    force: bool = False
+    max_duration: float | None = None  # seconds; longer media is refused
+    max_bytes: int = 4 * 2**30
+    captions: str = "prefer"  # prefer | any | never: existing transcripts before ASR
+    allow_private_urls: bool = False  # let remote documents point at private/loopback addresses
+
+    def __post_init__(self) -> None:
+        if self.captions not in CAPTION_POLICIES:
+            raise UsageError(f"--captions {self.captions}: use one of {', '.join(CAPTION_POLICIES)}")
+
+    @classmethod
+    def from_args(cls, args: Mapping) -> IngestOptions:
+        """From parsed command-line options (typer's or argparse's), by field name; others are ignored."""
+        return cls(**{f.name: args[f.name] for f in fields(cls) if f.name in args})

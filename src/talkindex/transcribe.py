@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ModelError, TranscriptionError
+from .home import DEFAULT_MODEL
 from .records import Segment, Transcript, Word
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("talkindex")
 
-DEFAULT_MODEL = "tiny.en"
 SAMPLE_RATE = 16000
 WINDOW_SEARCH_S = 30.0  # where, before a window's end, to look for a quiet cut point
 

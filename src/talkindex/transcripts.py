@@ -27,10 +27,11 @@ from urllib.parse import urlsplit
 from .errors import SourceError, UsageError
 from .langguess import guess_language, language_mismatch, primary
 from .records import TRANSCRIPT_SOURCES, Episode, Segment, Transcript, TranscriptRef, Word
+from .requests import CAPTION_POLICIES
 
 log = logging.getLogger("talkindex")
 
-POLICIES = {"never": (), "prefer": ("publisher", "captions"), "any": ("publisher", "captions", "auto-captions")}
+POLICIES = CAPTION_POLICIES  # --captions: which existing transcripts come before ASR
 MAX_BYTES = 32 * 2**20  # a transcript larger than this is not a transcript
 MAX_CUE_S = 300.0  # one cue longer than this is not timed finely enough to point at a moment
 
