@@ -30,7 +30,7 @@ class Index:
         self.layout = Layout(Path(home).expanduser() if home else default_home())
         self.home = self.layout.home
         self.layout.check_usable(write=False)
-        self.store = Store(self.layout.db)
+        self.store = Store(self.layout)
         self.vectors = VectorIndex(self.layout.vectors)
         self._searcher = None
         self._has_index = False
@@ -55,10 +55,7 @@ class Index:
     @property
     def config(self) -> IndexConfig:
         """How this home's index was built (its saved config.json; defaults for a new home)."""
-        saved = self.layout.load_config()
-        if saved is None and self.layout.db.exists():
-            return IndexConfig(embedder=self.store.get_meta("embedder") or IndexConfig().embedder)
-        return saved or IndexConfig()
+        return self.store.built_config(IndexConfig()) or IndexConfig()
 
     @property
     def embedder(self) -> str:
@@ -131,7 +128,7 @@ class Index:
     def media_path(self, episode_id: str) -> Path | None:
         """The local file that plays this indexed episode (a local input or the download cache), if any."""
         from .mediacache import read_ok
-        from .sources import safe_id
+        from .ytdl import safe_id
 
         row = self.episode(episode_id)
         if row["status"] != "indexed":

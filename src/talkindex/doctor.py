@@ -16,7 +16,6 @@ the next `talkindex ingest`, which retries it; doctor names it and exits 1 until
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from dataclasses import asdict, dataclass
@@ -43,6 +42,7 @@ class Problem:
     detail: str
     episode_id: str | None = None
     repairable: bool = True  # False: needs a new transcription (`talkindex ingest` retries it)
+    path: str | None = None  # the file or folder under the home that a repair removes (stray, orphan)
 
     def __str__(self) -> str:
         hint = "" if self.repairable or not self.episode_id else " (rerun `talkindex ingest`)"
@@ -62,7 +62,7 @@ class _State:
 
     def __init__(self, home: Path):
         self.layout = Layout(Path(home))
-        self.store = Store(self.layout.db)
+        self.store = Store(self.layout)
         snap = self.store.snapshot()
         self.episodes = snap["episodes"]
         self.chunks: dict[str, list[int]] = snap["chunks"]
@@ -78,7 +78,7 @@ def check(home: str | Path) -> list[Problem]:
     """Every inconsistency found in `home` (empty when clean). Reads only."""
     layout = Layout(Path(home).expanduser())
     if not layout.db.exists():
-        if layout.vectors.exists() or (layout.home / "episodes").exists():
+        if layout.vectors.exists() or layout.episodes_root.exists():
             return [Problem("missing-database", f"{layout.db} is missing but index files exist", repairable=False)]
         return [Problem("no-index", f"{layout.home}: no index here (run `talkindex ingest urls.txt`)",
                         repairable=False)]
@@ -114,9 +114,6 @@ def _faiss_ids(st: _State, out: list[Problem]) -> np.ndarray | None:
                                                        f"{s['manifest_dim']}"))
             ids.append(s["ids"])
     if not ok:
-        return None
-    if not segs and any(st.layout.vectors.glob("seg-*.faiss")) and not (st.layout.vectors / "manifest.json").exists():
-        out.append(Problem("manifest-unreadable", f"{st.layout.vectors / 'manifest.json'} is missing"))
         return None
     return np.concatenate(ids) if ids else np.zeros(0, np.int64)
 
@@ -212,23 +209,18 @@ def _embeddings_problem(st: _State, eid: str, cids: list[int]) -> str | None:
 
 def _check_files(st: _State) -> list[Problem]:
     out: list[Problem] = []
-    stray = list(st.layout.vectors.glob(".seg-*.tmp")) if st.layout.vectors.exists() else []
-    try:
-        named = {s["file"] for s in json.loads((st.layout.vectors / "manifest.json").read_text())["segments"]}
-        stray += [p for p in st.layout.vectors.glob("seg-*.faiss") if p.name not in named]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    ep_root = st.layout.home / "episodes"
+    stray = VectorIndex(st.layout.vectors).stray_files()
+    ep_root = st.layout.episodes_root
     if ep_root.exists():
         for d in ep_root.iterdir():
             if d.is_dir() and d.name not in st.episodes:
-                out.append(Problem("orphan-artifacts", f"{d} belongs to no episode in the database"))
+                out.append(Problem("orphan-artifacts", f"{d} belongs to no episode in the database", path=str(d)))
             elif d.is_dir():
                 stray += [p for p in d.iterdir() if ".tmp" in p.name]
     if st.layout.media.exists():
         stray += list(st.layout.media.glob(".dl-*"))
     for p in sorted(stray):
-        out.append(Problem("stray-file", f"{p} (left by an interrupted write)"))
+        out.append(Problem("stray-file", f"{p} (left by an interrupted write)", path=str(p)))
     return out
 
 
@@ -285,9 +277,9 @@ def repair(home: str | Path) -> list[str]:
 def _remove_stray(layout: Layout, problems: list[Problem]) -> list[str]:
     done = []
     for p in problems:
-        if p.kind not in ("stray-file", "orphan-artifacts"):
+        if not p.path:
             continue
-        path = Path(p.detail.split(" (left by", 1)[0].split(" belongs to", 1)[0])
+        path = Path(p.path)
         if layout.home not in path.parents:  # never touch anything outside the home
             continue
         if path.is_dir():

@@ -91,17 +91,15 @@ class Pipeline(Housekeeping):
         self.layout = Layout(Path(home))
         self.opts = options or IngestOptions()
         self.progress = progress or (lambda event, **data: None)
-        self.store = Store(self.layout.db, writer=True)
+        self.store = Store(self.layout, writer=True)
         self.vectors = VectorIndex(self.layout.vectors)
-        self.config = self._wanted_config(self.layout.load_config() if self.layout.config.exists() else None)
+        self.config = self._wanted_config()
         self.keywords = KeywordIndex(self.layout.keywords, self.config.keywords)
         self._transcriber = transcriber
         self._embedder = embedder
 
-    def _wanted_config(self, saved: IndexConfig | None) -> IndexConfig:
-        base = saved or IndexConfig()
-        if saved is None and self.layout.db.exists():  # a home made before config.json existed
-            base = IndexConfig(embedder=self.store.get_meta("embedder") or base.embedder)
+    def _wanted_config(self) -> IndexConfig:
+        base = self.store.built_config(IndexConfig()) or IndexConfig()
         return base.with_options(model=self.opts.model, embedder=self.opts.embedder, chunk=self.opts.chunk)
 
     # -- components (injected, or built from the config on first use) ---------------------------
@@ -175,10 +173,7 @@ class Pipeline(Housekeeping):
 
     def apply_config(self) -> None:
         """Bring the home to the wanted config: re-embed or re-chunk stored transcripts, never re-transcribe."""
-        saved = self.layout.load_config()
-        if saved is None:
-            saved = IndexConfig(embedder=self.store.get_meta("embedder") or self.config.embedder,
-                                chunk=self.config.chunk, keywords=self.config.keywords)
+        saved = self.store.built_config(self.config) or self.config  # unknown chunking: keep the wanted one
         changes = saved.diff(self.config)
         has_data = bool(self.store.statuses())
         if "embed" in changes and has_data:
@@ -211,10 +206,7 @@ class Pipeline(Housekeeping):
         return list(seen.values())
 
     def _resolve(self, src: str) -> list[Episode]:
-        try:
-            return sources.resolve(src, allow_private=self.opts.allow_private_urls)
-        except TypeError:  # sources without the keyword (older batch hooks)
-            return sources.resolve(src)
+        return sources.resolve(src, allow_private=self.opts.allow_private_urls)
 
     def _plan(self, episodes: list[Episode], report: IngestReport) -> list[Episode]:
         states = self.store.statuses()

@@ -35,11 +35,6 @@ from talkindex.feeds import (
 from talkindex.records import Episode
 from talkindex.textsafe import line, unquote_name
 
-_ffprobe = mediacache.ffprobe  # older callers
-_short = ytdl.short
-safe_id = ytdl.safe_id
-media_duration = mediacache.media_duration
-
 log = logging.getLogger("talkindex")
 
 TIMEOUT = net.TIMEOUT  # seconds, connect and per read (TALKINDEX_NET_TIMEOUT; tests lower it)
@@ -169,7 +164,7 @@ def _resolve_local(text: str, source: str) -> Episode:
         raise SourceError(source, "is a directory (list its media files one per line)")
     if not p.is_file():
         raise SourceError(source, "not a regular file")
-    tags, duration = _ffprobe(p)
+    tags, duration = mediacache.ffprobe(p)
     path = str(p)
     return Episode(
         id="file-" + sha12(path), title=tags.get("title") or p.stem, source=source, media_url=path,
@@ -229,10 +224,6 @@ def _set_origin(ep: Episode, origin: net.Origin) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# yt-dlp
-
-
-# ---------------------------------------------------------------------------------------------
 # download
 
 
@@ -263,7 +254,7 @@ def download(episode: Episode, cache_dir: Path, *, max_bytes: int = 4 * 2**30,
     url = episode.media_url
     if urlsplit(url).scheme.lower() not in ("http", "https"):
         raise SourceError(label, "only http and https URLs can be downloaded")
-    name = safe_id(episode.id)
+    name = ytdl.safe_id(episode.id)
     if not name:
         raise SourceError(label, "unusable episode id")
     cache_dir = Path(cache_dir)

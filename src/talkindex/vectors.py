@@ -30,7 +30,6 @@ log = logging.getLogger("talkindex")
 EXACT_MAX = 50_000  # vectors; above this a segment is IVF (see the module docstring)
 HALF_MIN = 20_000  # vectors; from here to EXACT_MAX a segment scans float16 codes (half the bytes of Flat,
 # recall@10 1.0 against it)
-HNSW_THRESHOLD = EXACT_MAX  # old name, kept for callers
 NPROBE = 64  # IVF lists scanned per query (see the module docstring for the recall it buys)
 TRAIN_PER_LIST = 64  # k-means training sample per IVF list
 MAX_SEGMENTS = 8
@@ -142,7 +141,7 @@ class VectorIndex:
         try:
             m = self._read_manifest()
         except FileNotFoundError:
-            return None, []
+            return (f"{self.manifest_path} is missing" if any(self.dir.glob("seg-*.faiss")) else None), []
         except ValueError as e:
             return f"{self.manifest_path}: {e}", []
         out = []
@@ -248,19 +247,26 @@ class VectorIndex:
         self.gc()
         return True
 
-    def gc(self) -> None:
-        """Delete segment files the manifest no longer names (left by compaction or a crash).
+    def stray_files(self) -> list[Path]:
+        """Files left by an interrupted write or a compaction: temporary segments, and segment files the
+        manifest does not name (only when the manifest is readable: else they are what a repair uses)."""
+        if not self.dir.exists():
+            return []
+        stray = list(self.dir.glob(".seg-*.tmp"))
+        try:
+            named = {s["file"] for s in self._read_manifest()["segments"]}
+        except (FileNotFoundError, ValueError):
+            return stray
+        return stray + [p for p in self.dir.glob("seg-*.faiss") if p.name not in named]
 
-        Never while the manifest is missing or damaged: those files are what a repair rebuilds from."""
+    def gc(self) -> None:
+        """Delete `stray_files()`. Never while the manifest is missing or damaged: those files are what a
+        repair rebuilds from."""
         try:
             self._read_manifest()
         except (FileNotFoundError, ValueError):
             return
-        named = {s["file"] for s in self.manifest()["segments"]}
-        for p in self.dir.glob("seg-*.faiss"):
-            if p.name not in named:
-                p.unlink(missing_ok=True)
-        for p in self.dir.glob(".seg-*.tmp"):
+        for p in self.stray_files():
             p.unlink(missing_ok=True)
 
     # -- reads -----------------------------------------------------------------------------------
