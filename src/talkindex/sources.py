@@ -25,7 +25,6 @@ from talkindex.errors import SourceError
 from talkindex.feeds import (
     GENERIC_MIME,
     MEDIA_EXTS,
-    clip,
     feed_episodes,
     looks_like_feed,
     parse_date,
@@ -33,7 +32,7 @@ from talkindex.feeds import (
     url_ext,
 )
 from talkindex.records import Episode
-from talkindex.textsafe import line, unquote_name
+from talkindex.textsafe import clip, line, unquote_name
 
 log = logging.getLogger("talkindex")
 
