@@ -58,10 +58,8 @@ CREATE TABLE IF NOT EXISTS sentences (
 );
 CREATE TABLE IF NOT EXISTS chunks (
     id BIGINT PRIMARY KEY, episode_id TEXT, idx INTEGER, start DOUBLE, "end" DOUBLE, text TEXT,
-    quality DOUBLE, first_sentence INTEGER, last_sentence INTEGER,
-    grams TEXT  -- unused since the keyword index moved to bm25.py (kept for old homes)
-);
-ALTER TABLE chunks ADD COLUMN IF NOT EXISTS grams TEXT;
+    quality DOUBLE, first_sentence INTEGER, last_sentence INTEGER
+);  -- homes made before bm25.py also have an unused `grams` column here: every statement names its columns
 ALTER TABLE episodes ADD COLUMN IF NOT EXISTS transcript_source TEXT;
 ALTER TABLE episodes ADD COLUMN IF NOT EXISTS transcript_url TEXT;
 ALTER TABLE episodes ADD COLUMN IF NOT EXISTS word_timing TEXT;
