@@ -109,3 +109,27 @@ def test_cold_ask_skips_typer_app_and_heavy_imports(tiny_home):
     p = subprocess.run([sys.executable, "-m", "talkindex", "ask", "x", "-k", "0", "--home", str(tiny_home)],
                        capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 2 and p.stderr.strip() == "talkindex: error: k must be a whole number between 1 and 100"
+
+
+def test_doctor_names_and_removes_leftovers_by_path(tiny_home, tmp_path):
+    """Leftovers carry the path a repair removes (no message parsing); unnamed and temporary vector
+    segments come from VectorIndex, orphan folders from Layout.episodes_root."""
+    import shutil
+
+    home = tmp_path / "h"
+    shutil.copytree(tiny_home, home)
+    seg = next((home / "vectors").glob("seg-*.faiss"))
+    leftovers = [home / "vectors" / ".seg-000999.faiss.tmp", home / "vectors" / "seg-000998.faiss",
+                 home / "episodes" / "no-such-episode", home / "media" / ".dl-x-1"]
+    leftovers[0].write_bytes(b"half")
+    shutil.copy(seg, leftovers[1])
+    leftovers[2].mkdir()
+    leftovers[3].mkdir(parents=True)
+    r = run("doctor", "--json", "--home", str(home))
+    assert r.exit_code == 1, r.output
+    found = {p["path"] for p in json.loads(r.stdout)["problems"] if p["path"]}
+    assert found == {str(p) for p in leftovers}
+    r = run("doctor", "--repair", "--home", str(home))
+    assert r.exit_code == 0, r.output
+    assert not any(p.exists() for p in leftovers) and seg.exists()
+    assert run("doctor", "--home", str(home)).exit_code == 0
