@@ -251,9 +251,9 @@ def repair(home: str | Path) -> list[str]:
         done += _repair_transcripts(pipe, problems)
         if kinds & {"manifest-unreadable", "segment-missing", "segment-unreadable", "segment-mismatch",
                     "duplicate-vectors", "missing-vectors", "embedder-mismatch", "stale-embeddings"}:
-            done.append(f"rebuilt FAISS from stored embeddings ({pipe.rebuild_vectors()} vectors)")
+            done.append(f"rebuilt FAISS from stored embeddings ({pipe.housekeeping.rebuild_vectors()} vectors)")
         before = {e for e, ep in pipe.store.snapshot()["episodes"].items() if ep["status"] == "transcribed"}
-        pipe.reconcile()  # drops orphan vectors; indexes 'transcribed' episodes from their transcripts
+        pipe.housekeeping.reconcile()  # drops orphan vectors; indexes 'transcribed' episodes from their transcripts
         after = pipe.store.statuses()
         for eid in sorted(before):
             status = after.get(eid)
@@ -265,8 +265,8 @@ def repair(home: str | Path) -> list[str]:
         if n:
             done.append(f"fixed the chunk count of {n} episode(s)")
         if kinds & {"keyword-index-missing", "keyword-index-stale"} or pipe.keywords.damaged():
-            done.append(f"rebuilt the keyword index ({pipe.rebuild_keywords()} chunks)")
-        pipe.drop_orphans()
+            done.append(f"rebuilt the keyword index ({pipe.housekeeping.rebuild_keywords()} chunks)")
+        pipe.housekeeping.drop_orphans()
         pipe.keywords.compact()
         pipe.vectors.compact()
         if not layout.config.exists():

@@ -1,21 +1,38 @@
 """Keeping a home consistent: the crash/damage repairs the pipeline runs before each batch and that
-`doctor --repair` calls. A mixin of `Pipeline` (it uses the pipeline's store, vectors, keywords and
-`_index_episode`), so every repair goes through the one writer.
+`doctor --repair` calls. The `Pipeline` builds one over its own store, vectors and keyword index and
+hands it its writer path (`index_episode`), so every repair goes through the one writer.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
+from .bm25 import KeywordIndex
+from .home import Layout
 from .npzrows import NPZ_ERRORS
 from .records import Status, Transcript
+from .store import Store
+from .vectors import VectorIndex
 
 log = logging.getLogger("talkindex")
 
 
+@dataclass
 class Housekeeping:
+    """Repairs over one home's parts; `index_episode(id, transcript)` re-indexes an episode from its
+    stored transcript (the pipeline's writer), `progress(event, **data)` reports warnings."""
+
+    layout: Layout
+    store: Store
+    vectors: VectorIndex
+    keywords: KeywordIndex
+    index_episode: Callable[[str, Transcript], int]
+    progress: Callable[..., None]
+
     def reconcile(self) -> None:
         """Bring DuckDB and FAISS into agreement after a crash or damage, without re-transcribing.
 
@@ -64,7 +81,7 @@ class Housekeeping:
             except (OSError, ValueError):
                 self.store.drop_derived(eid, Status.PENDING)  # artifact lost: transcribe again
                 continue
-            self._index_episode(eid, t)
+            self.index_episode(eid, t)
         if redo:
             self.drop_orphans()  # re-indexing gave those episodes new chunk ids
 

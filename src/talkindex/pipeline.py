@@ -83,7 +83,7 @@ class Failed:
 Job = Transcribed | Failed
 
 
-class Pipeline(Housekeeping):
+class Pipeline:
     """Ingests a batch into one home: the only writer (see the module docstring)."""
 
     def __init__(self, home: Path, options: IngestOptions | None = None, progress: Progress | None = None, *,
@@ -95,6 +95,8 @@ class Pipeline(Housekeeping):
         self.vectors = VectorIndex(self.layout.vectors)
         self.config = self._wanted_config()
         self.keywords = KeywordIndex(self.layout.keywords, self.config.keywords)
+        self.housekeeping = Housekeeping(self.layout, self.store, self.vectors, self.keywords, self._index_episode,
+                                         self.progress)
         self._transcriber = transcriber
         self._embedder = embedder
 
@@ -158,7 +160,7 @@ class Pipeline(Housekeeping):
         with WriterLock(self.layout):
             self.store.init()
             self.apply_config()
-            self.reconcile()
+            self.housekeeping.reconcile()
             try:
                 episodes = self._resolve_all(inputs, report, resolve)
                 todo = self._plan(episodes, report)
@@ -415,7 +417,7 @@ class Pipeline(Housekeeping):
 
     def finish(self) -> None:
         """End of a run (also after Ctrl-C): stale entries dropped, segments compacted, ONNX export."""
-        self.drop_orphans()  # re-indexed episodes (--force, re-chunking) left entries of their old chunks
+        self.housekeeping.drop_orphans()  # re-indexed episodes (--force, re-chunking) left entries of their old chunks
         self.vectors.compact()
         self.keywords.compact()
         if self._embedder is not None:
