@@ -18,11 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError
 from .links import youtube_id
 from .npzrows import NPZ_ERRORS, member_rows
 from .records import Hit
-from .requests import MODES
 
 log = logging.getLogger("talkindex")
 
@@ -132,10 +130,7 @@ class Searcher:
 
     # -- search ----------------------------------------------------------------------------------
     def search(self, query: str, opts: SearchOptions, qvec: np.ndarray | None = None) -> list[Hit]:
-        if not query or not query.strip():
-            raise UsageError("empty question: type what you want to find, e.g. talkindex ask \"what is feature drift\"")
-        if opts.mode not in MODES:
-            raise UsageError(f"unknown mode {opts.mode!r}: use one of {', '.join(MODES)}")
+        """The ranked hits for `query` (already validated: `requests.AskRequest`, as `Index.ask` builds)."""
         if qvec is None and opts.mode in ("hybrid", "dense"):
             qvec = self.encode([query])[0]  # before opening the database: hold it as briefly as possible
         with self.store.connect(read_only=True) as con:
