@@ -18,7 +18,7 @@ import typer
 from .cli_common import CommandGroup, HomeOpt, JsonOpt, VerboseOpt, add_arguments, say, usage
 from .errors import TalkindexError
 from .home import DEFAULT_EMBEDDER, DEFAULT_MODEL
-from .requests import DEFAULT_K, DEFAULT_MODE, MAX_K, MODES, AskRequest, IngestOptions
+from .requests import DEFAULT_FORMAT, DEFAULT_K, DEFAULT_MODE, FORMATS, MAX_K, MODES, AskRequest, IngestOptions
 
 app = typer.Typer(
     cls=CommandGroup,
@@ -188,7 +188,7 @@ def list_(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
 def transcript(
     episode_id: Annotated[str, typer.Argument(help="Episode id (see `talkindex list`).")],
     home: HomeOpt = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="txt | srt | vtt | json")] = "txt",
+    format: Annotated[str, typer.Option("--format", "-f", help=" | ".join(FORMATS))] = DEFAULT_FORMAT,
 ) -> None:
     """Print an episode's transcript as text, SRT, WebVTT or JSON (with word timestamps, speakers, chapters)."""
     from .formats import render
@@ -305,7 +305,7 @@ def eval_retrieval(
     from .progress import IngestProgress
 
     with IngestProgress(quiet=True) as progress:
-        res = run(directory, home=home, modes=tuple(mode or ["hybrid"]), progress=progress)
+        res = run(directory, home=home, modes=tuple(mode or [DEFAULT_MODE]), progress=progress)
     if json_out:
         typer.echo(dumps(res))
         return

@@ -22,6 +22,7 @@ MAX_QUESTION = 500  # characters
 MODES = ("hybrid", "dense", "keyword")
 DEFAULT_MODE = "hybrid"
 FORMATS = ("txt", "srt", "vtt", "json")  # transcript renderings (formats.render)
+DEFAULT_FORMAT = "txt"
 MAX_SECONDS = 10 * 365 * 86400.0  # a time past ten years of media is clamped here (renderers stay finite)
 # --captions: which existing transcripts come before ASR (transcripts.find_existing reads this)
 CAPTION_POLICIES = {"prefer": ("publisher", "captions"), "any": ("publisher", "captions", "auto-captions"),
@@ -125,7 +126,7 @@ class TranscriptRequest:
     """One episode's transcript: a rendering `format` and an optional window [start, end) in seconds."""
 
     episode_id: str
-    format: str = "txt"
+    format: str = DEFAULT_FORMAT
     start: float | None = None
     end: float | None = None
 

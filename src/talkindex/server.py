@@ -29,7 +29,7 @@ from .api import Index, dumps, hits_json
 from .errors import BusyError, NotFoundError, TalkindexError, UsageError
 from .formats import FORMATS, hms, render
 from .links import youtube_id
-from .requests import MODES, AskRequest, TranscriptRequest, seconds
+from .requests import DEFAULT_FORMAT, DEFAULT_K, DEFAULT_MODE, MODES, AskRequest, TranscriptRequest, seconds
 from .search import highlight_terms
 
 log = logging.getLogger("talkindex")
@@ -197,7 +197,7 @@ def create_app(home: str | Path | None = None, index: Index | None = None) -> Fa
 
     @app.get("/api/ask", summary="Moments that answer a question (same as `talkindex ask --json`)",
              responses=errors)
-    def api_ask(q: str = "", k: int = 5, mode: str = "hybrid", show: Optional[str] = None,
+    def api_ask(q: str = "", k: int = DEFAULT_K, mode: str = DEFAULT_MODE, show: Optional[str] = None,
                 since: Optional[str] = None, episode: Optional[str] = None) -> Response:
         req = AskRequest(q, k, mode, show, since, episode)
         return Response(dumps(hits_json(ask(req))), media_type="application/json")
@@ -208,7 +208,7 @@ def create_app(home: str | Path | None = None, index: Index | None = None) -> Fa
 
     @app.get("/api/episodes/{episode_id}/transcript", summary="A transcript (same as `talkindex transcript`)",
              responses=errors)
-    def api_transcript(episode_id: str, format: str = Query("txt", description="txt | srt | vtt | json"),
+    def api_transcript(episode_id: str, format: str = Query(DEFAULT_FORMAT, description=" | ".join(FORMATS)),
                        download: bool = False) -> Response:
         req = TranscriptRequest(episode_id, format)
         body = render(index.transcript(req.episode_id), req.format)
@@ -226,7 +226,7 @@ def create_app(home: str | Path | None = None, index: Index | None = None) -> Fa
 
     # -- pages -----------------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home_page(q: str = "", k: int = 5, mode: str = "hybrid", show: str = "", since: str = "",
+    def home_page(q: str = "", k: int = DEFAULT_K, mode: str = DEFAULT_MODE, show: str = "", since: str = "",
                   episode: str = "") -> HTMLResponse:
         form = {"q": q, "k": k, "mode": mode, "show": show, "since": since, "episode": episode}
         eps = index.episodes()
