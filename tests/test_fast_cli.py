@@ -133,3 +133,20 @@ def test_doctor_names_and_removes_leftovers_by_path(tiny_home, tmp_path):
     assert r.exit_code == 0, r.output
     assert not any(p.exists() for p in leftovers) and seg.exists()
     assert run("doctor", "--home", str(home)).exit_code == 0
+
+
+def test_doctor_reads_embeddings_files_through_the_repair_reader(tiny_home, tmp_path):
+    """A lost or foreign embeddings file is named by the same reader the repairs use, then re-embedded."""
+    import shutil
+
+    home = tmp_path / "h"
+    shutil.copytree(tiny_home, home)
+    first, second = sorted((home / "episodes").iterdir())[:2]
+    (first / "embeddings.npz").unlink()
+    (second / "embeddings.npz").write_bytes(b"PK\x03\x04 not a zip")
+    r = run("doctor", "--json", "--home", str(home))
+    details = {p["detail"] for p in json.loads(r.stdout)["problems"] if p["kind"] == "stale-embeddings"}
+    assert details == {f"episode {first.name}: embeddings.npz is missing",
+                       f"episode {second.name}: embeddings.npz is unreadable (BadZipFile)"}, details
+    assert run("doctor", "--repair", "--home", str(home)).exit_code == 0
+    assert run("doctor", "--home", str(home)).exit_code == 0

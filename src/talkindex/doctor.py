@@ -25,7 +25,7 @@ import numpy as np
 
 from .bm25 import KeywordIndex
 from .home import Layout, WriterLock
-from .npzrows import NPZ_ERRORS
+from .housekeeping import stored_embeddings
 from .pipeline import IngestOptions, Pipeline
 from .records import TRUSTED, Status, Transcript
 from .store import Store
@@ -190,21 +190,8 @@ def _trusted_chunks(st: _State) -> list[tuple[str, int]]:
 
 
 def _embeddings_problem(st: _State, eid: str, cids: list[int]) -> str | None:
-    path = st.layout.embeddings(eid)
-    try:
-        with np.load(path) as z:
-            ids = z["chunk_ids"].astype(np.int64).tolist()
-            n_vecs = len(z["chunk_vecs"])
-            emb = str(z["embedder"]) if "embedder" in z else None
-    except FileNotFoundError:
-        return f"{path.name} is missing"
-    except NPZ_ERRORS as e:
-        return f"{path.name} is unreadable ({type(e).__name__})"
-    if sorted(ids) != sorted(cids) or n_vecs != len(ids):
-        return f"{path.name} holds other chunk ids than DuckDB"
-    if st.embedder and emb and emb != st.embedder:
-        return f"{path.name} holds {emb} vectors, the index uses {st.embedder}"
-    return None
+    got = stored_embeddings(st.layout.embeddings(eid), cids, st.embedder)
+    return got if isinstance(got, str) else None
 
 
 def _check_files(st: _State) -> list[Problem]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -122,14 +123,25 @@ class Housekeeping:
 
     def stored_embeddings(self, eid: str, cids: list[int], embedder: str | None):
         """(chunk ids, vectors) from episodes/<id>/embeddings.npz when they match DuckDB, else None."""
-        try:
-            with np.load(self.layout.embeddings(eid)) as z:
-                ids = z["chunk_ids"].astype(np.int64)
-                vecs = z["chunk_vecs"]
-                emb = str(z["embedder"]) if "embedder" in z else None
-        except NPZ_ERRORS:
-            return None
-        if sorted(ids.tolist()) != sorted(cids) or len(vecs) != len(ids) or (embedder and emb and emb != embedder):
-            return None
-        return ids, vecs
+        got = stored_embeddings(self.layout.embeddings(eid), cids, embedder)
+        return None if isinstance(got, str) else got
+
+
+def stored_embeddings(path: Path, cids: list[int], embedder: str | None) -> tuple[np.ndarray, np.ndarray] | str:
+    """(chunk ids, vectors) of an episode's embeddings file when they match DuckDB's chunk ids `cids` and
+    the index's `embedder`, else why not, in one line (doctor reports it; repairs re-embed)."""
+    try:
+        with np.load(path) as z:
+            ids = z["chunk_ids"].astype(np.int64)
+            vecs = z["chunk_vecs"]
+            emb = str(z["embedder"]) if "embedder" in z else None
+    except FileNotFoundError:
+        return f"{path.name} is missing"
+    except NPZ_ERRORS as e:
+        return f"{path.name} is unreadable ({type(e).__name__})"
+    if sorted(ids.tolist()) != sorted(cids) or len(vecs) != len(ids):
+        return f"{path.name} holds other chunk ids than DuckDB"
+    if embedder and emb and emb != embedder:
+        return f"{path.name} holds {emb} vectors, the index uses {embedder}"
+    return ids, vecs
 
