@@ -114,9 +114,11 @@ class EmbedCache:
     def encode(self, embedder: str, texts: list[str], side: str = "passage") -> np.ndarray:
         if embedder == "minilm-q8q":  # MiniLM passages; queries through an int8 (dynamic) ONNX export
             return self.encode("minilm", texts) if side == "passage" else int8_query_encoder().encode(texts)
-        if "+" in embedder:  # concatenation of unit halves / sqrt(2): dot = mean of the cosines
-            parts = [self.encode(e, texts, side) for e in embedder.split("+")]
-            return np.concatenate(parts, axis=1) / np.sqrt(len(parts))
+        if "+" in embedder:  # the product's Ensemble: unit vectors joined / sqrt(n): dot = mean of the cosines
+            names = embedder.split("+")  # "a*0.3+b*0.7": a weighted mean (each part scaled by sqrt(weight))
+            ws = np.array([float(n.partition("*")[2] or 1.0) for n in names])
+            parts = [self.encode(n.partition("*")[0], texts, side) for n in names]
+            return np.concatenate([p * np.sqrt(w / ws.sum()) for p, w in zip(parts, ws)], axis=1).astype(np.float32)
         name = f"{embedder}-{side}"
         table = self._table(name)
         keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
@@ -335,6 +337,22 @@ LEVERS: dict[str, dict] = {
     "minilm": {"embedder": "minilm"},
     "rerank top20 by mpnet": {"rerank": "mpnet"},
     "asr base": {"asr": "base"},
+    # issue 19: the two-model ensemble (MiniLM + mpnet, mean of cosines) and its mix
+    "pair dense s0.5 prior0": {"embedder": "minilm+mpnet", "mode": "dense", "sentence_weight": 0.5,
+                               "episode_weight": 0.0},
+    "pair dense s0.5 prior0.5": {"embedder": "minilm+mpnet", "mode": "dense", "sentence_weight": 0.5,
+                                 "episode_weight": 0.5},
+    "pair dense s0.5 prior1": {"embedder": "minilm+mpnet", "mode": "dense", "sentence_weight": 0.5},
+    "pair dense s0.3 prior0": {"embedder": "minilm+mpnet", "mode": "dense", "sentence_weight": 0.3,
+                               "episode_weight": 0.0},
+    "pair dense s0.7 prior0": {"embedder": "minilm+mpnet", "mode": "dense", "sentence_weight": 0.7,
+                               "episode_weight": 0.0},
+    "pair dense s0.7 prior1": {"embedder": "minilm+mpnet", "mode": "dense"},
+    "pair hybrid s0.5 prior0": {"embedder": "minilm+mpnet", "sentence_weight": 0.5, "episode_weight": 0.0},
+    "pair hybrid s0.7 prior0": {"embedder": "minilm+mpnet", "episode_weight": 0.0},
+    "pair 0.3/0.7 dense s0.5 prior0": {"embedder": "minilm*0.3+mpnet*0.7", "mode": "dense", "sentence_weight": 0.5,
+                                       "episode_weight": 0.0},
+    "mpnet dense s0.5 prior0": {"embedder": "mpnet", "mode": "dense", "sentence_weight": 0.5, "episode_weight": 0.0},
     "asr tiny.en batched 8": {"asr": "tiny.en@batch8"},  # BatchedInferencePipeline on CPU (issue 14)
     "query encoder int8": {"embedder": "minilm-q8q"},  # faster query side (issue 14, goal 3)
 }

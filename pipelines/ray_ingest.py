@@ -10,7 +10,7 @@ Stages (each one the library's own function; nothing of the pipeline is re-imple
     resolve   Ray tasks (CPU)            sources.resolve, one task per input
     download  Ray tasks (CPU/network)    sources.download, running ahead of transcription
     transcribe  actors holding the model transcribe.Transcriber (BatchedInferencePipeline on GPU)
-    embed     actors holding the model   chunking.chunk_transcript + embedding.Embedder
+    embed     actors holding the models  chunking.chunk_transcript + embedding.passage_embedder (the ensemble)
     write     the driver, one thread     Pipeline's writer (store + FAISS), as `talkindex ingest`
 
 The driver runs `Pipeline.ingest(..., resolve=, run=)`: the home's writer lock, reconcile, skip of
@@ -42,8 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 import numpy as np  # noqa: E402
 
-from talkindex.embedding import Embedder  # noqa: E402
+from talkindex.embedding import passage_embedder  # noqa: E402
 from talkindex.errors import SourceError, TalkindexError  # noqa: E402
+from talkindex.home import split_embedders  # noqa: E402
 from talkindex.pipeline import Failed, IngestOptions, IngestReport, Pipeline, Transcribed  # noqa: E402
 from talkindex.records import Episode  # noqa: E402
 
@@ -125,13 +126,14 @@ class TranscribeWorker:
 
 
 class EmbedWorker:
-    """Holds one sentence-transformers model; embeds every text the writer will index."""
+    """Holds the home's embedders (one model or the ensemble); embeds every text the writer will index."""
 
     def __init__(self, opts: IngestOptions, use_gpu: bool):
         import torch
 
         self.opts = opts
-        self.e = Embedder(opts.embedder, device="cuda" if use_gpu and torch.cuda.is_available() else "cpu")
+        self.e = passage_embedder(split_embedders(opts.embedder),
+                                  device="cuda" if use_gpu and torch.cuda.is_available() else "cpu")
 
     def embed(self, t):
         if is_failed(t):
@@ -146,13 +148,14 @@ class EmbedWorker:
 # -- driver side --------------------------------------------------------------------------------------
 
 
-class PrecomputedEmbedder(Embedder):
+class PrecomputedEmbedder:
     """The writer's embedder: answers with vectors the embed actors computed, per text.
 
     Texts it was not given (none, unless the writer's chunking differs) are encoded here."""
 
     def __init__(self, name: str):
-        super().__init__(name)
+        self.name = name
+        self._fallback = None
         self._vecs: dict[str, tuple[np.ndarray, int]] = {}
         self._lock = threading.Lock()
         self.misses = 0
@@ -175,10 +178,21 @@ class PrecomputedEmbedder(Embedder):
                         self._vecs[t] = (v, n - 1)
         missing = [t for t, g in zip(texts, got, strict=True) if g is None]
         if not texts:
-            return super().encode_passages(texts)
-        extra = iter(super().encode_passages(missing)) if missing else iter(())
+            return np.zeros((0, self.dim), np.float32)
+        extra = iter(self.fallback.encode_passages(missing)) if missing else iter(())
         self.misses += len(missing)
         return np.stack([g[0] if g is not None else next(extra) for g in got]).astype(np.float32)
+
+
+    @property
+    def fallback(self):
+        if self._fallback is None:
+            self._fallback = passage_embedder(split_embedders(self.name))
+        return self._fallback
+
+    @property
+    def dim(self) -> int:
+        return self.fallback.dim
 
 
 class RayRunner:

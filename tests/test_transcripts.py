@@ -61,12 +61,14 @@ def norm(words) -> list[str]:
 
 
 def assert_monotonic(t: Transcript) -> None:
-    prev = 0.0
-    for w in t.words:
-        assert w.start >= prev - 1e-9 and w.end >= w.start, (w, prev)
-        assert w.text.startswith(" ")
-        prev = w.end
-    assert all(w.end <= t.duration + 1e-6 for w in t.words)
+    """Words never go backwards inside a segment (cues, and so segments, may overlap: crosstalk is legal)."""
+    for seg in t.segments:
+        prev = seg.start
+        for w in seg.words:
+            assert w.start >= prev - 1e-9 and w.end >= w.start, (w, prev)
+            assert w.text.startswith(" ")
+            prev = w.end
+        assert seg.end == pytest.approx(prev) and 0 <= seg.start <= seg.end <= t.duration + 1e-6
 
 
 # ------------------------------------------------------------------------------------------------ WebVTT
@@ -157,12 +159,24 @@ def test_roll_up_captions_that_grow_a_line_are_deduplicated():
     assert_monotonic(t)
 
 
-def test_overlapping_cues_never_go_backwards():
+def test_overlapping_cues_keep_their_own_times():
     texts = cue_texts(speech("librivox_shakespeare_sonnet02_53s"), 5)
     cues = [(i * 2.0, i * 2.0 + 3.5, text) for i, text in enumerate(texts)]  # each overlaps the next by 1.5 s
     t = parse_transcript(make_vtt(cues[::-1]), "text/vtt")  # and out of order
     assert norm(w.text for w in t.words) == norm(" ".join(texts).split())
+    assert [(s.start, s.end) for s in t.segments] == [(a, b) for a, b, _ in cues]
     assert_monotonic(t)
+    # a long cue that starts with a longer one: each keeps its own span (was clamped to 84.0-84.0 s)
+    t = parse_transcript(make_vtt([(0, 84, "the host talks over everything"), (0, 44, "while the guest answers")]),
+                         "text/vtt")
+    assert sorted((s.start, s.end, s.text.strip()) for s in t.segments) == [
+        (0.0, 44.0, "while the guest answers"), (0.0, 84.0, "the host talks over everything")]
+    # a sentence that starts late in a long cue and ends in an overlapping short one never ends before it starts
+    t = parse_transcript(make_vtt([(0, 10, "Some opening words are said here. And then"), (1, 3, "it ends.")]),
+                         "text/vtt")
+    sents, chunks = chunking.chunk_transcript(t)
+    assert [s.text for s in sents] == ["Some opening words are said here.", "And then it ends."]
+    assert all(x.start <= x.end for x in sents + chunks) and sents[1].start > 3
 
 
 def test_chunking_sentences_start_at_the_cue_times():

@@ -11,8 +11,9 @@ from collections.abc import Callable
 
 from .errors import SourceError
 from .records import Chapter, Episode
+from .textdecode import decode_text
 from .textsafe import line
-from .transcripts import MAX_BYTES, TranscriptUnusable, as_number, decode_text
+from .transcripts import MAX_BYTES, TranscriptUnusable, as_number
 
 
 def _finish(chapters: list[Chapter], duration: float | None = None) -> list[Chapter]:

@@ -51,7 +51,8 @@ def sentences(transcript: Transcript, opts: ChunkOptions | None = None) -> list[
             text = "".join(t for _, _, t in buf).strip()
             if text:
                 q = min(qual) if qual else 1.0
-                out.append(Sentence(len(out), buf[0][0], buf[-1][1], text, len(buf), q, speaker[0]))
+                end = max(buf[-1][1], buf[0][0])  # overlapping cues (crosstalk): never before the start
+                out.append(Sentence(len(out), buf[0][0], end, text, len(buf), q, speaker[0]))
             buf.clear()
             qual.clear()
 
@@ -98,7 +99,7 @@ def windows(sents: list[Sentence], episode_id: str, opts: ChunkOptions | None = 
         part = sents[i:j]
         chunks.append(
             Chunk(
-                episode_id=episode_id, idx=len(chunks), start=part[0].start, end=part[-1].end,
+                episode_id=episode_id, idx=len(chunks), start=part[0].start, end=max(s.end for s in part),
                 text=" ".join(s.text for s in part), quality=min(s.quality for s in part),
                 first_sentence=part[0].idx, last_sentence=part[-1].idx,
             )

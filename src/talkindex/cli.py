@@ -17,7 +17,7 @@ import typer
 
 from .cli_common import CommandGroup, HomeOpt, JsonOpt, VerboseOpt, add_arguments, say, usage
 from .errors import TalkindexError
-from .home import DEFAULT_EMBEDDER, DEFAULT_MODEL
+from .home import DEFAULT_EMBEDDER, DEFAULT_EMBEDDERS, DEFAULT_MODEL
 from .requests import DEFAULT_FORMAT, DEFAULT_K, DEFAULT_MODE, FORMATS, MAX_K, MODES, AskRequest, IngestOptions
 
 app = typer.Typer(
@@ -82,10 +82,11 @@ def ingest(
     batch_size: Annotated[int, typer.Option(help="Batched inference size; 0 = auto (batched on GPU).", min=0)
                           ] = _INGEST.batch_size,
     beam_size: Annotated[int, typer.Option(help="Beam size for decoding.", min=1, max=20)] = _INGEST.beam_size,
-    embedder: Annotated[Optional[str], typer.Option(
-        help=f"sentence-transformers model name or path. Default: the home's, else {DEFAULT_EMBEDDER} (bundled). "
-             "Changing it re-embeds stored transcripts (never re-transcribes).", show_default=False)
-    ] = _INGEST.embedder,
+    embedder: Annotated[Optional[list[str]], typer.Option(
+        help="sentence-transformers model name or path; repeat it (or join names with +) for an ensemble. "
+             f"Default: the home's, else {' + '.join(DEFAULT_EMBEDDERS)} (bundled; {DEFAULT_EMBEDDER} alone when "
+             "mpnet is not installed). Changing it re-embeds stored transcripts (never re-transcribes).",
+        show_default=False)] = _INGEST.embedder,
     captions: Annotated[str, typer.Option(
         help="prefer: publisher transcripts and creator captions before ASR; any: also auto-captions; "
              "never: always transcribe.")] = _INGEST.captions,
@@ -104,17 +105,20 @@ def ingest(
     Exit status: 0 when every input succeeded, 1 when any failed (each named on stderr), 2 on usage errors,
     130 when interrupted (finished episodes stay searchable).
     """
-    opts = IngestOptions.from_args(locals())  # every parameter named like an IngestOptions field
+    # every parameter named like an IngestOptions field; an unset --embedder may arrive as []
+    opts = IngestOptions.from_args({**locals(), "embedder": embedder or None})
     _setup_logging(verbose)
     from .progress import IngestProgress
     from .sources import read_urls_file
     from .transcribe import check_options
 
     check_options(model, device, compute_type)
-    if embedder is not None:
+    if embedder:
         from .embedding import check_embedder_name
+        from .home import split_embedders
 
-        check_embedder_name(embedder)
+        for name in split_embedders(embedder):
+            check_embedder_name(name)
     if re.match(r"^https?://", urls, re.I):
         inputs, errors = [urls], []
     else:

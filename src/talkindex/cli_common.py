@@ -74,5 +74,8 @@ def add_arguments(parser, command: Callable, skip: Container[str] = ()) -> None:
         flags = flags or ["--" + name.replace("_", "-")]
         if typ is bool:
             parser.add_argument(*flags, dest=name, action="store_true", help=help_)
+        elif typing.get_origin(typ) is list:  # a repeatable option
+            parser.add_argument(*flags, dest=name, action="append", type=typing.get_args(typ)[0],
+                                default=defaults[name].default, help=help_)
         else:
             parser.add_argument(*flags, dest=name, type=typ, default=defaults[name].default, help=help_)

@@ -1,4 +1,5 @@
-"""Passage embeddings with sentence-transformers (bundled all-MiniLM-L6-v2 by default).
+"""Passage embeddings with sentence-transformers (bundled all-MiniLM-L6-v2, all-mpnet-base-v2), one model
+or an ensemble of several (`Ensemble`: the default index is MiniLM + mpnet, see home.DEFAULT_EMBEDDERS).
 
 Only ingest imports this module: torch is heavy, so `ask` uses the ONNX export of the same model
 (`onnx_encoder.py`) and falls back to this class only when no export exists.
@@ -93,7 +94,16 @@ class Embedder:
             except ImportError:
                 pass
             log.info("loading embedder %s", self.name)
-            self._model = SentenceTransformer(path, device=self.device)
+            try:
+                self._model = SentenceTransformer(path, device=self.device)
+            except Exception as e:  # noqa: BLE001 - hub, disk and format errors come in many kinds
+                from .errors import ModelError
+                from .models import ALIASES
+
+                hint = (f"; run `talkindex models install {ALIASES[self.name]}`" if self.name in ALIASES
+                        and not Path(path).is_dir() else "")
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+                raise ModelError(f"embedder {self.name}: cannot load it ({first}){hint}") from None
         return self._model
 
     @property
@@ -178,3 +188,59 @@ def onnx_embedder(name: str) -> OnnxEmbedder | None:
         return None
     enc = load_query_encoder(export_dir(name))
     return OnnxEmbedder(name, enc) if enc is not None else None
+
+
+class Ensemble:
+    """Several embedders as one vector space: each model's unit vectors concatenated and scaled by
+    1/sqrt(n), so one inner product is the mean of the models' cosines.
+
+    Why concatenation: FAISS, the stored sentence vectors and every reader keep one array per granularity,
+    and a model's own cosine is still its slice times sqrt(n) (`member_slices`) for fusions other than
+    the mean. Members are torch (`Embedder`) or ONNX (`OnnxEmbedder`) embedders."""
+
+    def __init__(self, members: list):
+        self.members = members
+        self.name = "+".join(m.name for m in members)
+
+    @property
+    def dim(self) -> int:
+        return sum(int(m.dim) for m in self.members)
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        return join_unit([m.encode_passages(texts) for m in self.members])
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return join_unit([m.encode_queries(texts) for m in self.members])
+
+
+def join_unit(parts: list[np.ndarray]) -> np.ndarray:
+    """Unit vectors of n models → one unit vector each (concatenated / sqrt(n)); one model: unchanged."""
+    if len(parts) == 1:
+        return np.asarray(parts[0], np.float32)
+    return (np.concatenate(parts, axis=1) / np.sqrt(len(parts))).astype(np.float32)
+
+
+def members_of(embedder) -> list:
+    return list(getattr(embedder, "members", [embedder]))
+
+
+def passage_embedder(names: list[str], device: str = "cpu"):
+    """The index's passage encoder for these model names: on CPU the ONNX export where this machine has
+    it (no torch), else sentence-transformers; several names make an `Ensemble`."""
+    members = [(onnx_embedder(n) if device == "cpu" else None) or Embedder(n, device=device) for n in names]
+    return members[0] if len(members) == 1 else Ensemble(members)
+
+
+def export_missing(embedder) -> None:
+    """Export every torch-loaded member to ONNX once per machine, so `ask` (and later ingests) need no
+    torch. A failure only costs speed (ask falls back to sentence-transformers)."""
+    for m in members_of(embedder):
+        out = export_dir(m.name)
+        if not isinstance(m, Embedder) or m._model is None or (out / "meta.json").exists():
+            continue
+        try:
+            from .onnx_encoder import export_query_encoder
+
+            export_query_encoder(m.model, out)
+        except Exception as e:  # noqa: BLE001
+            log.warning("could not export %s to ONNX (%s); ask will be slower", m.name, e)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import asdict
 
@@ -33,9 +34,13 @@ def render(t: Transcript, fmt: str) -> str:
     sep = "," if fmt == "srt" else "."
     out = [] if fmt == "srt" else ["WEBVTT", ""]
     for i, s in enumerate(t.segments, 1):
-        text = s.text.replace("-->", "->") or "…"
-        if s.speaker:  # VTT voice tags; SRT has none, so the name leads the text
-            name = s.speaker.replace(">", "").replace("\n", " ")
+        text = " ".join(s.text.split()) or "…"
+        name = " ".join(s.speaker.split())
+        if fmt == "vtt":  # cue text is markup: & < > as character references (WebVTT spec), so no "-->" either
+            text, name = html.escape(text, quote=False), html.escape(name, quote=False)
+        else:
+            text = text.replace("-->", "->")
+        if name:  # VTT voice tags; SRT has none, so the name leads the text
             text = f"<v {name}>{text}" if fmt == "vtt" else f"{name}: {text}"
         if fmt == "srt":
             out.append(str(i))

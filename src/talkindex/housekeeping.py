@@ -76,7 +76,8 @@ class Housekeeping:
             else:
                 redo.append(eid)
         self.store.mark_indexed(done)
-        for eid in redo:
+        for i, eid in enumerate(redo):
+            self.progress("reindex", done=i, total=len(redo))
             try:
                 t = Transcript.from_json(self.layout.transcript(eid).read_text(encoding="utf-8"))
             except (OSError, ValueError):
@@ -84,6 +85,7 @@ class Housekeeping:
                 continue
             self.index_episode(eid, t)
         if redo:
+            self.progress("reindex", done=len(redo), total=len(redo))
             self.drop_orphans()  # re-indexing gave those episodes new chunk ids
 
     def drop_orphans(self) -> None:

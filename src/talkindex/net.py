@@ -431,6 +431,7 @@ class Document:
     content_type: str
     final_url: str
     origin: Origin  # where it was served from: pass it on for the URLs it names
+    raw_content_type: str = ""  # the header as sent, with its charset (decoding transcripts needs it)
 
 
 def fetch_doc(url: str, *, origin: Origin | None, max_bytes: int, timeout: float | None = None,
@@ -442,7 +443,7 @@ def fetch_doc(url: str, *, origin: Origin | None, max_bytes: int, timeout: float
         data = r.read_exactly(max_bytes + 1)
         if len(data) > max_bytes:
             raise TooBig(f"larger than {max_bytes} bytes")
-        return Document(data, r.content_type, r.url, r.origin)
+        return Document(data, r.content_type, r.url, r.origin, r.raw_content_type)
 
 
 def fetch(url: str, *, origin: Origin | None, max_bytes: int, timeout: float | None = None,

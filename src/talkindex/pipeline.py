@@ -19,7 +19,7 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ from . import chunking, sources
 from .bm25 import KeywordIndex
 from .errors import ModelError, SourceError, TalkindexError
 from .fsutil import atomic_write_text, replace_durably
-from .home import IndexConfig, Layout, WriterLock
+from .home import IndexConfig, Layout, WriterLock, default_embedders
 from .housekeeping import Housekeeping
 from .records import TRUSTED, Episode, Status, Transcript
 from .requests import IngestOptions
@@ -93,6 +93,7 @@ class Pipeline:
         self.progress = progress or (lambda event, **data: None)
         self.store = Store(self.layout, writer=True)
         self.vectors = VectorIndex(self.layout.vectors)
+        self.notice: str | None = None  # e.g. "mpnet not installed: MiniLM alone" (said once per run)
         self.config = self._wanted_config()
         self.keywords = KeywordIndex(self.layout.keywords, self.config.keywords)
         self.housekeeping = Housekeeping(self.layout, self.store, self.vectors, self.keywords, self._index_episode,
@@ -101,7 +102,11 @@ class Pipeline:
         self._embedder = embedder
 
     def _wanted_config(self) -> IndexConfig:
-        base = self.store.built_config(IndexConfig()) or IndexConfig()
+        saved = self.store.built_config(IndexConfig())
+        base = saved or IndexConfig()
+        if saved is None and self.opts.embedder is None:  # a new home: the ensemble, if installed
+            names, self.notice = default_embedders()
+            base = replace(base, embedders=names)
         return base.with_options(model=self.opts.model, embedder=self.opts.embedder, chunk=self.opts.chunk)
 
     # -- components (injected, or built from the config on first use) ---------------------------
@@ -121,9 +126,9 @@ class Pipeline:
     def embedder(self):
         """The ONNX export when this machine has one (no torch import), else sentence-transformers."""
         if self._embedder is None:
-            from .embedding import Embedder, onnx_embedder
+            from .embedding import passage_embedder
 
-            self._embedder = onnx_embedder(self.config.embedder) or Embedder(self.config.embedder)
+            self._embedder = passage_embedder(self.config.embedders)
         return self._embedder
 
     @property
@@ -159,6 +164,9 @@ class Pipeline:
         self.layout.check_usable(write=True)
         with WriterLock(self.layout):
             self.store.init()
+            if self.notice and not self.layout.config.exists():
+                report.warnings.append(self.notice)
+                self.progress("warning", message=self.notice)
             self.apply_config()
             self.housekeeping.reconcile()
             try:
@@ -175,7 +183,7 @@ class Pipeline:
 
     def apply_config(self) -> None:
         """Bring the home to the wanted config: re-embed or re-chunk stored transcripts, never re-transcribe."""
-        saved = self.store.built_config(self.config) or self.config  # unknown chunking: keep the wanted one
+        saved = self.store.built_config(self.config, self.config.embedder) or self.config  # old home: keep chunking
         changes = saved.diff(self.config)
         has_data = bool(self.store.statuses())
         if "embed" in changes and has_data:
@@ -421,21 +429,9 @@ class Pipeline:
         self.vectors.compact()
         self.keywords.compact()
         if self._embedder is not None:
-            self._export_query_encoder()
+            from .embedding import export_missing
 
-    def _export_query_encoder(self) -> None:
-        """Export the embedder to ONNX once per machine, so `ask` (and later ingests) need no torch."""
-        from .embedding import Embedder, export_dir
-
-        out = export_dir(self.config.embedder)
-        if not isinstance(self._embedder, Embedder) or (out / "meta.json").exists():
-            return
-        try:
-            from .onnx_encoder import export_query_encoder
-
-            export_query_encoder(self.embedder.model, out)
-        except Exception as e:  # noqa: BLE001 - ask falls back to sentence-transformers
-            log.warning("could not export the query encoder to ONNX (%s); ask will be slower", e)
+            export_missing(self._embedder)
 
 
 def _first_line(e: BaseException) -> str:

@@ -62,6 +62,13 @@ class IngestProgress:
             if key not in self._tasks:
                 self._tasks[key] = self._p.add_task(label, total=d.get("total") or None)
             self._p.update(self._tasks[key], completed=d["done"], total=d.get("total") or None)
+        elif event == "reindex":  # re-embedding/re-chunking stored transcripts (a new embedder, chunking)
+            if self._p:
+                if "reindex" not in self._tasks:
+                    self._tasks["reindex"] = self._p.add_task("re-embed stored transcripts", total=d["total"])
+                self._p.update(self._tasks["reindex"], completed=d["done"])
+            elif d["done"] == 0 and not self.quiet:
+                self._line(f"re-embedding {d['total']} stored transcript(s) (no re-transcription)")
         elif event == "transcribe_start" and not self._p:
             self._line(f"transcribing: {name}")
         elif event == "done":

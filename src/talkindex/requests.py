@@ -150,7 +150,7 @@ class IngestOptions:
     compute_type: str = "auto"
     batch_size: int = 0
     beam_size: int = 1
-    embedder: str | None = None
+    embedder: str | list[str] | None = None  # one name, "a+b", or a list: the ensemble (home.split_embedders)
     chunk: ChunkOptions | None = None
     force: bool = False
     max_duration: float | None = None  # seconds; longer media is refused

@@ -111,14 +111,23 @@ class Searcher:
         return self._encoder(queries)
 
     def _load_encoder(self):
+        """One query encoder per model of the index (ONNX when exported: no torch), joined as at ingest."""
+        from .embedding import join_unit
+
+        encoders = [self._member_encoder(name) for name in self.config.embedders]
+        if len(encoders) == 1:
+            return encoders[0]
+        return lambda texts: join_unit([enc(texts) for enc in encoders])
+
+    def _member_encoder(self, name: str):
         from .embedding import embedder_key, export_dir
 
-        export = export_dir(self.embedder)
+        export = export_dir(name)
         try:
             from .onnx_encoder import load_query_encoder
 
             enc = load_query_encoder(export) or load_query_encoder(self.layout.query_encoder(
-                embedder_key(self.embedder)))  # homes made before exports were shared
+                embedder_key(name)))  # homes made before exports were shared
         except ImportError:
             enc = None
         if enc is not None:
@@ -126,7 +135,7 @@ class Searcher:
         log.info("no ONNX query encoder under %s; loading sentence-transformers", export)
         from .embedding import Embedder
 
-        return Embedder(self.embedder).encode_queries
+        return Embedder(name).encode_queries
 
     # -- search ----------------------------------------------------------------------------------
     def search(self, query: str, opts: SearchOptions, qvec: np.ndarray | None = None) -> list[Hit]:

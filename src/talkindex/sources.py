@@ -317,16 +317,16 @@ def origin_of(ep: Episode) -> net.Origin | None:
 
 def fetch_document(url: str, episode: Episode, *, allow_private: bool | None = None,
                    max_bytes: int = MAX_DOC_BYTES) -> tuple[bytes, str]:
-    """(body, content_type) of a transcript/chapters URL the episode's feed names, under the same SSRF
-    rule as its media. Raises SourceError(url, reason)."""
+    """(body, Content-Type as sent, charset included) of a transcript/chapters URL the episode's feed
+    names, under the same SSRF rule as its media. Raises SourceError(url, reason)."""
     if urlsplit(url).scheme.lower() not in ("http", "https"):
         raise SourceError(url, "only http and https URLs can be fetched")
     try:
-        data, ctype, _final = net.fetch(url, origin=origin_of(episode), max_bytes=max_bytes, timeout=TIMEOUT,
-                                        allow_private=allow_private)
+        doc = net.fetch_doc(url, origin=origin_of(episode), max_bytes=max_bytes, timeout=TIMEOUT,
+                            allow_private=allow_private)
     except net.NET_ERRORS as e:
         raise SourceError(url, net.describe(e, TIMEOUT)) from None
-    return data, ctype
+    return doc.data, doc.raw_content_type or doc.content_type
 
 
 def _direct(ep: Episode) -> bool:

@@ -16,7 +16,7 @@ import random
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import duckdb
@@ -24,7 +24,7 @@ import numpy as np
 
 from .duck import OPEN_LOCK, READER_KEEP_S, bulk_insert, dict_rows, drop_reader, keep_reader, touch_reader
 from .errors import BusyError, HomeError
-from .home import SCHEMA_VERSION, IndexConfig, Layout, ingest_running
+from .home import DEFAULT_EMBEDDER, SCHEMA_VERSION, IndexConfig, Layout, ingest_running
 from .records import Chunk, Episode, Status, Transcript
 
 log = logging.getLogger("talkindex")
@@ -139,12 +139,13 @@ class Store:
             con.execute(SCHEMA)
             con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
-    def built_config(self, default: IndexConfig) -> IndexConfig | None:
+    def built_config(self, default: IndexConfig, embedder: str = DEFAULT_EMBEDDER) -> IndexConfig | None:
         """How this home's index was built: its config.json; for a home made before config.json
-        existed, `default` with the embedder its database records; None for a new home."""
+        existed, `default` with the embedder its database records (else `embedder`, what such homes
+        used); None for a new home."""
         saved = self.layout.load_config()
         if saved is None and self.path.exists():
-            return replace(default, embedder=self.get_meta("embedder") or default.embedder)
+            return default.with_options(embedder=self.get_meta("embedder") or embedder)
         return saved
 
     def get_meta(self, key: str) -> str | None:

@@ -6,15 +6,18 @@ into the same `Transcript` records ASR gives, so chunking and search need not ca
 
 Captions carry cue times, not word times: each cue's words get times spread over the cue by character
 length (`word_timing="estimated"`), or anchored at inline `<00:00:01.240>` tags where a cue has them.
-Rolling captions (each cue repeating the previous line) are de-duplicated so no word appears twice and
-no time goes backwards. HTML and plain-text transcripts carry no times and are refused: a hit must
-point at a moment. Every failure is a `TranscriptUnusable` with a one-line reason; no parser
-exception escapes. Chapters and language checks live in `talkindex.chapters` / `talkindex.langguess`.
+Each cue keeps its own times (cues may overlap: crosstalk is legal). Rolling captions (each cue
+repeating the previous line) are de-duplicated so no word appears twice, but only where the repeat
+comes from the same speaker in a cue that starts where the previous one ends and, unless the file is
+YouTube-style (inline timestamps), repeats most of the previous line and adds new words: an echo in
+dialogue, a line said twice or another speaker's "Yeah." is speech. HTML and plain-text transcripts
+carry no times and are refused: a hit must point at a moment. Every failure is a `TranscriptUnusable`
+with a one-line reason; no parser exception escapes. Chapters and language checks live in
+`talkindex.chapters` / `talkindex.langguess`; bytes → text (BOMs, charsets) in `talkindex.textdecode`.
 """
 
 from __future__ import annotations
 
-import codecs
 import html
 import json
 import logging
@@ -28,6 +31,7 @@ from .errors import SourceError, UsageError
 from .langguess import guess_language, language_mismatch, primary
 from .records import TRANSCRIPT_SOURCES, Episode, Segment, Transcript, TranscriptRef, Word
 from .requests import CAPTION_POLICIES
+from .textdecode import BinaryBody, decode_body
 from .textsafe import line
 
 log = logging.getLogger("talkindex")
@@ -47,11 +51,17 @@ EXT_FORMATS = {"vtt": "vtt", "srt": "srt", "json": "json", "json3": "json", "htm
 FORMAT_NAMES = {"vtt": "WebVTT", "srt": "SRT", "json": "JSON", "html": "HTML", "text": "plain text", "ttml": "TTML"}
 
 _SRT_START = re.compile(r"\s*\d+[ \t]*\r?\n[ \t]*\d+:\d{2}:\d{2}[,.]\d+[ \t]*-->")
-_TAG_OR_TEXT = re.compile(r"<([^<>]*)>|([^<]+|<)")
+_TAG_OR_TEXT = re.compile(r"<([^>]*)(?:>|$)|([^<]+)")  # an unclosed tag runs to the line's end (WebVTT)
 _TIMESTAMP = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{1,3})")
 _VOICE = re.compile(r"v(?:\.[^\s>]*)?(?:\s+(.*))?", re.S)
-_ASS_TAG = re.compile(r"\{\\[^{}]*\}")
+# SSA/ASS override blocks ({\an8}, {\i1}), MicroDVD control codes ({Y:i}, {c:$0000ff}), SSA \h \N \n
+_CODES = re.compile(r"\{\\[^{}]*\}|\{[YyCcFfSsPH]:[^{}]*\}|\\[Nnh]")
+_TIMING_LINE = re.compile(r"[ \t]*(?:\d+:)?\d{1,2}:\d{2}[.,]\d+[ \t]*-->")
+# A Podcasting 2.0 SRT speaker label: "Travis: …", "Speaker 2: …" at the start of a cue (plain text)
+_SRT_SPEAKER = re.compile(r"((?:[A-Z][\w'.-]*)(?: (?:[A-Z][\w'.-]*|\d+)){0,3}):[ \t]+(?=\S)")
+ROLLUP_GAP_S = 0.0015  # a roll-up cue starts where (or before) the previous one ends; subtitles leave gaps
 _KEY = re.compile(r"[^\w']+")
+_INLINE_TIME = re.compile(r"<(?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3}>")
 
 
 class TranscriptUnusable(Exception):
@@ -108,7 +118,10 @@ def parse_transcript(body: bytes, content_type: str = "", *, url: str = "", sour
         raise TranscriptUnusable("empty transcript")
     if len(body) > MAX_BYTES:
         raise TranscriptUnusable(f"transcript is larger than {MAX_BYTES // 2**20} MiB")
-    text = decode_text(body, content_type)
+    try:
+        text, decode_note = decode_body(body, content_type)
+    except BinaryBody as e:
+        raise TranscriptUnusable(str(e)) from None
     fmt = detect_format(text, content_type, url)
     try:
         if fmt == "vtt":
@@ -137,6 +150,8 @@ def parse_transcript(body: bytes, content_type: str = "", *, url: str = "", sour
         raise TranscriptUnusable(reason) from None
     if not segments:
         raise TranscriptUnusable(f"{FORMAT_NAMES[fmt]} transcript has no timed text")
+    if decode_note:
+        notes.insert(0, decode_note)
     return Transcript(
         episode_id=episode_id, language=language, duration=max(s.end for s in segments), segments=segments,
         model=url, params={"format": fmt, "content_type": content_type}, source=source, source_url=url,
@@ -144,21 +159,6 @@ def parse_transcript(body: bytes, content_type: str = "", *, url: str = "", sour
     )
 
 
-def decode_text(body: bytes, content_type: str) -> str:
-    if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        text = body.decode("utf-16", errors="replace")
-    else:
-        try:
-            text = body.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            m = re.search(r"charset=[\"']?([\w.:-]+)", content_type, re.I)
-            try:
-                text = body.decode(m.group(1) if m else "cp1252", errors="replace")
-            except LookupError:
-                text = body.decode("cp1252", errors="replace")
-    if "\x00" in text:
-        raise TranscriptUnusable("binary data, not a transcript")
-    return text
 
 
 def _vtt_cues(text: str) -> list[_Cue]:
@@ -166,9 +166,28 @@ def _vtt_cues(text: str) -> list[_Cue]:
 
     if not text.lstrip("\ufeff \t\r\n").startswith("WEBVTT"):
         raise TranscriptUnusable("not WebVTT (no WEBVTT header)")
-    vtt = webvtt.WebVTT.from_string(text)
-    return [_Cue(c.start_time.in_milliseconds() / 1000, c.end_time.in_milliseconds() / 1000, list(c.lines))
-            for c in vtt.captions]
+    vtt = webvtt.WebVTT.from_string(_separate_cues(text))
+    return [_Cue(c.start_time.in_milliseconds() / 1000, c.end_time.in_milliseconds() / 1000,
+                 [_CODES.sub(_code, ln) for ln in c.lines]) for c in vtt.captions]
+
+
+def _code(m: re.Match) -> str:
+    return " " if m.group(0) in ("\\N", "\\n", "\\h") else ""
+
+
+def _separate_cues(text: str) -> str:
+    """Put the blank line back where a file forgot it before a cue, so a cue number is not cue text.
+
+    A timing line right after text starts a new cue; a number just before it is that cue's id."""
+    out: list[str] = []
+    for ln in re.split(r"\r\n|\r|\n", text):  # WebVTT's line ends only (not U+2028 inside cue text)
+        if _TIMING_LINE.match(ln) and len(out) >= 2 and out[-1].strip() and out[-2].strip():
+            if out[-1].strip().isdigit():
+                out.insert(len(out) - 1, "")
+            else:
+                out.append("")
+        out.append(ln)
+    return "\n".join(out)
 
 
 def _srt_cues(text: str) -> tuple[list[_Cue], list[str]]:
@@ -189,10 +208,16 @@ def _srt_cues(text: str) -> tuple[list[_Cue], list[str]]:
             raise TranscriptUnusable(f"malformed SRT ({line(str(e), 120)})") from None
         notes.append("skipped garbled SRT blocks")
     cues = []
+    speaker = ""  # Podcasting 2.0 SRT: "Name: " starts a card when the speaker changes, and holds after it
     for s in subs:
-        content = html.escape(html.unescape(_ASS_TAG.sub("", s.content)), quote=False)
+        content = html.escape(html.unescape(_CODES.sub(_code, s.content)), quote=False)
         content = re.sub(r"&lt;(/?[a-zA-Z][^&]*?)&gt;", r"<\1>", content)  # keep <i>/<font> tags to strip
-        cues.append(_Cue(s.start.total_seconds(), s.end.total_seconds(), content.split("\n")))
+        label = _SRT_SPEAKER.match(content)
+        if label:
+            speaker, content = label.group(1), content[label.end():]
+        voice = f"<v {speaker}>" if speaker else ""
+        cues.append(_Cue(s.start.total_seconds(), s.end.total_seconds(),
+                         [voice + ln for ln in content.split("\n")]))
     return cues, notes
 
 
@@ -203,7 +228,6 @@ def _json_segments(text: str) -> tuple[list[Segment], list[str]]:
     if not isinstance(d, dict) or not isinstance(d.get("segments"), list):
         raise TranscriptUnusable("JSON is not a Podcasting 2.0 transcript (no segments list)")
     groups: list[tuple[list[Word], str]] = []
-    floor = 0.0
     for s in d["segments"]:
         if not isinstance(s, dict) or not isinstance(s.get("body"), str):
             continue
@@ -211,11 +235,10 @@ def _json_segments(text: str) -> tuple[list[Segment], list[str]]:
         toks = s["body"].split()
         if start is None or not toks:
             continue
-        start = max(start, floor)
-        end = max(end if end is not None else start, start)
+        end = max(end if end is not None else start, start)  # each segment keeps its own times
         speaker = " ".join(s["speaker"].split()) if isinstance(s.get("speaker"), str) else ""
         groups.append((_spread([_Tok(t, speaker) for t in toks], start, end), speaker))
-        floor = end
+    groups.sort(key=lambda g: g[0][0].start)
     if not groups:
         return [], []
     sizes = sorted(len(w) for w, _ in groups)
@@ -282,36 +305,46 @@ def _hms(t: float) -> str:
 
 
 def _segments_from_cues(cues: list[_Cue]) -> tuple[list[Segment], int]:
-    """Cues → segments of words; rolling duplicates dropped, times clamped so they never go backwards."""
+    """Cues → segments of words, in start order, each inside its own cue's times; roll-up repeats dropped."""
     cues = sorted((c for c in cues if math.isfinite(c.start) and math.isfinite(c.end)), key=lambda c: c.start)
     for c in cues:
         if c.end - c.start > MAX_CUE_S and sum(len(ln.split()) for ln in c.lines) > 50:
             raise TranscriptUnusable(f"a cue at {c.start:.0f} s lasts {c.end - c.start:.0f} s "
                                      "(not timed finely enough for moments)")
+    youtube = any(_INLINE_TIME.search(ln) for c in cues for ln in c.lines)  # roll-up auto-captions
     segments: list[Segment] = []
-    last_line: list[str] = []
-    tail: list[str] = []
-    floor, dropped, ended = 0.0, 0, False
+    prev: _Shown | None = None  # what the previous cue with words showed
+    dropped = 0
     for cue in cues:
-        kept: list[_Tok] = []
+        lines: list[tuple[list[_Tok], list[str], int]] = []
         speaker = ""
         for raw in cue.lines:
             toks, speaker = _line_tokens(raw, speaker, cue.start, cue.end)
             keys = [_key(t.text) or t.text for t in toks]
             if not keys:
                 continue
-            skip = _overlap(last_line, tail, keys, ended)
+            skip = 0
+            if (prev is not None and toks[0].speaker == prev.speaker and cue.start - prev.end <= ROLLUP_GAP_S
+                    and (youtube or not lines)):  # roll-up repeats the previous rows at the top of a cue
+                skip = _overlap(prev.last_line, prev.tail, keys, prev.ended, strict=not youtube)
+            lines.append((toks, keys, skip))
+        if not youtube and all(skip == len(keys) for _, keys, skip in lines):
+            lines = [(toks, keys, 0) for toks, keys, _ in lines]  # roll-up adds words: a cue all repeat is speech
+        kept: list[_Tok] = []
+        shown = _Shown([], [], False, "", cue.end)
+        for toks, keys, skip in lines:
             dropped += skip
             kept += toks[skip:]
-            tail = (tail + keys[skip:])[-64:]
-            last_line = keys
-            ended = toks[-1].text.rstrip("\"')]»”’").endswith((".", "?", "!", "…"))
+            shown.tail = (shown.tail + keys[skip:])[-64:]
+            shown.last_line = keys
+            shown.ended = toks[-1].text.rstrip("\"')]»”’").endswith((".", "?", "!", "…"))
+            shown.speaker = toks[-1].speaker
+        if shown.last_line:
+            shown.tail = ((prev.tail if prev else []) + shown.tail)[-64:]
+            prev = shown
         if not kept:
             continue
-        start = max(cue.start, floor)
-        end = max(cue.end, start)
-        words = _spread(kept, start, end)
-        floor = words[-1].end
+        words = _spread(kept, cue.start, max(cue.end, cue.start))
         i = 0
         while i < len(kept):  # one segment per run of one speaker
             j = i
@@ -320,6 +353,17 @@ def _segments_from_cues(cues: list[_Cue]) -> tuple[list[Segment], int]:
             segments.append(_segment(words[i:j], kept[i].speaker))
             i = j
     return segments, dropped
+
+
+@dataclass
+class _Shown:
+    """The words a cue put on screen: what the next cue may repeat if it rolls up."""
+
+    last_line: list[str]
+    tail: list[str]
+    ended: bool  # its last line ended a sentence
+    speaker: str  # of its last word
+    end: float
 
 
 def _line_tokens(raw: str, speaker: str, lo: float, hi: float) -> tuple[list[_Tok], str]:
@@ -344,7 +388,7 @@ def _line_tokens(raw: str, speaker: str, lo: float, hi: float) -> tuple[list[_To
                 pending = min(max(t, lo), hi)
             elif voice:
                 end_word()
-                speaker = " ".join((voice.group(1) or "").split())
+                speaker = " ".join(html.unescape(voice.group(1) or "").split())  # annotations hold &amp; too
             elif tag.strip() == "/v":
                 end_word()
                 speaker = ""
@@ -366,18 +410,22 @@ def _key(word: str) -> str:
     return _KEY.sub("", word.lower())
 
 
-def _overlap(last_line: list[str], tail: list[str], keys: list[str], ended: bool = False) -> int:
-    """How many leading words of a caption line repeat what was already emitted (rolling captions).
+def _overlap(last_line: list[str], tail: list[str], keys: list[str], ended: bool = False,
+             strict: bool = False) -> int:
+    """How many leading words of a caption line repeat what the previous cue showed (rolling captions).
 
     A line equal to the previous one, or growing it (roll-up), repeats it; so does a run of 3+ words
     ending the previous cue. A one-word previous line that ended a sentence ("So.") is not grown.
+    `strict` (no inline timestamps): the run must be most of the previous line, so an echo of the
+    last few words ("… si eras mujer." / "Si eras mujer, en 1928") is kept as speech; the caller also
+    keeps a cue that would lose every word ("A la fourgonnette!" twice is said twice).
     """
     if keys == last_line:
         return len(keys)
     if last_line and keys[: len(last_line)] == last_line and (len(last_line) >= 2 or not ended):  # roll-up
         return len(last_line)
     for k in range(min(len(tail), len(keys)), 2, -1):  # a repeated run of 3+ words across cues
-        if tail[-k:] == keys[:k]:
+        if tail[-k:] == keys[:k] and (not strict or 2 * k > len(last_line)):
             return k
     return 0
 
