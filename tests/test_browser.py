@@ -142,6 +142,12 @@ def test_episode_page_cued_at_t(browser, server):
     other.find_element(By.CLASS_NAME, "stext").click()
     wait_for(lambda: (m := media_state(browser)) and abs(m["t"] - t0) <= 2.0 and not m["paused"], what="seek")
     assert "current" in other.get_attribute("class")
+    # the chapter outline above the transcript seeks the player too
+    chapter = browser.find_elements(By.CSS_SELECTOR, "#outline a.seek")[-1]
+    tc = float(chapter.get_attribute("data-start"))
+    browser.execute_script("document.getElementById('media').currentTime = arguments[0];", tc + 30)
+    chapter.click()
+    wait_for(lambda: (m := media_state(browser)) and abs(m["t"] - tc) <= 2.0 and not m["paused"], what="chapter seek")
     assert not csp_violations(browser)
 
 

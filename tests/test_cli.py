@@ -9,6 +9,8 @@ import shutil
 import pytest
 from conftest import SAMPLES, ask_json, run_cli
 
+from talkindex.home import default_embedders
+
 TRUTH = json.loads((SAMPLES / "truth.json").read_text())
 QUESTIONS = json.loads((SAMPLES / "questions.json").read_text())
 
@@ -26,7 +28,7 @@ def test_ingest_lists_every_sample_with_chunks(samples_home):
         assert e["show"] == "talkindex samples"
         stem = e["media_url"].rsplit("/", 1)[-1].removesuffix(".mp3")
         assert abs(e["duration"] - TRUTH[stem]["duration"]) < 0.5
-        assert e["model"] == "tiny.en" and e["embedder"] == "all-MiniLM-L6-v2"
+        assert e["model"] == "tiny.en" and e["embedder"] == "+".join(default_embedders()[0])
 
 
 def test_transcripts_hold_the_spoken_words_with_ordered_word_times(samples_home):

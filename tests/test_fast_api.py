@@ -9,7 +9,7 @@ from fast_home import fixture_transcripts
 
 from talkindex import Index
 from talkindex.errors import NotFoundError, UsageError
-from talkindex.home import IndexConfig, Layout
+from talkindex.home import IndexConfig, Layout, default_embedders
 
 pytestmark = pytest.mark.fast
 
@@ -45,9 +45,9 @@ def test_modes_and_filters(tiny_home):
 
 def test_config_saved_and_drives_components(tiny_home):
     cfg = Layout(tiny_home).load_config()
-    assert cfg == IndexConfig()  # defaults, written with the index
+    assert cfg == IndexConfig(embedders=default_embedders()[0])  # defaults, written with the index
     saved = json.loads((tiny_home / "config.json").read_text())
-    assert saved["embedder"] == "all-MiniLM-L6-v2" and saved["chunk"]["max_words"] == cfg.chunk.max_words
+    assert saved["embedders"] == default_embedders()[0] and saved["chunk"]["max_words"] == cfg.chunk.max_words
     assert Index(tiny_home).searcher.config == cfg
 
 

@@ -6,7 +6,7 @@ import json
 import sys
 
 import pytest
-from conftest import ROOT, ask_json
+from conftest import ROOT, ask_json, run_cli
 
 mcp = pytest.importorskip("mcp", reason="the mcp SDK is not installed")
 anyio = pytest.importorskip("anyio")
@@ -69,9 +69,12 @@ def test_mcp_transcript_window_and_errors(samples_home):
         whole = await session.call_tool("get_transcript", {"episode_id": eid})
         unknown = await session.call_tool("get_transcript", {"episode_id": "no-such-episode"})
         empty = await session.call_tool("search", {"query": "  "})
-        return window, whole, unknown, empty
+        outline = await session.call_tool("get_transcript", {"episode_id": eid, "outline": True})
+        return window, whole, unknown, empty, outline
 
-    _, (window, whole, unknown, empty) = anyio.run(_session_run, samples_home, steps)
+    _, (window, whole, unknown, empty, outline) = anyio.run(_session_run, samples_home, steps)
+    assert _payload(outline) == run_cli("transcript", eid, "--format", "outline", home=samples_home, check=True).stdout
+    assert _payload(outline).startswith("00:00:00  ")  # every episode has chapters (detected here)
     text, full = _payload(window), _payload(whole)
     assert isinstance(text, str) and text.startswith("[00:00:")
     assert cli["text"].split(".")[0][:30] in full

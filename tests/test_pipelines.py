@@ -107,4 +107,5 @@ def test_ray_ingest_matches_plain_ingest(samples_home, tmp_path):
     assert hits and hits[0].title == "Feature Stores and the Drift You Cannot See"
     from talkindex.embedding import export_dir
 
-    assert (export_dir("all-MiniLM-L6-v2") / "meta.json").is_file()  # the machine's ONNX export (ask: no torch)
+    for name in Index(home).config.embedders:  # the machine's ONNX exports, one per model (ask: no torch)
+        assert (export_dir(name) / "meta.json").is_file(), name

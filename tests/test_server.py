@@ -321,7 +321,7 @@ def test_hostile_title_is_escaped(hostile):
 
 def test_chapter_and_speaker_render_escaped_when_known():
     """Hits and transcript lines show chapter and speaker when the index has them (escaped)."""
-    from talkindex.records import Hit, Segment
+    from talkindex.records import Chapter, Hit, Segment
     from talkindex.server import highlight, templates
 
     hit = Hit(rank=1, score=0.5, episode_id="e1", title="T", show="S", start=61.0, end=70.0, text="drift text",
@@ -342,7 +342,9 @@ def test_chapter_and_speaker_render_escaped_when_known():
     html = templates().get_template("episode.html").render(
         ep={"id": "e1", "title": "T", "status": "indexed"}, player={"kind": "none", "src": ""}, t="",
         lines=[{"i": 0, "seg": seg, "heading": "Intro <3"}], current=0,
-        transcript=type("T", (), {"source": "captions", "model": ""})(), formats=("txt",))
+        transcript=type("T", (), {"source": "captions", "model": ""})(), formats=("txt",),
+        outline=[Chapter(0.0, "Intro <3", source="detected")])
+    assert 'data-start="0.0"><span class="ts">00:00:00</span> Intro &lt;3</a>' in html  # the outline
     assert "Intro &lt;3" in html and "Bob:" in html and "&lt;script&gt;x" in html and 'class="sentence current"' in html
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import NotFoundError
 from .home import IndexConfig, Layout, default_home
-from .records import TRUSTED, Hit, Transcript
+from .records import TRUSTED, Hit, Transcript, chapters_of
 from .requests import DEFAULT_K, AskRequest
 from .store import Store
 from .vectors import VectorIndex
@@ -117,13 +117,15 @@ class Index:
         if row["status"] not in TRUSTED:
             raise NotFoundError(f"episode {episode_id!r} has no transcript yet (status: {row['status']})")
         try:
-            return Transcript.from_json(path.read_text(encoding="utf-8"))
+            t = Transcript.from_json(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             t, _ = self.store.transcript_rows(episode_id)  # the database still has every segment
             if t is None:
                 raise NotFoundError(f"episode {episode_id!r}: transcript file is damaged ({type(e).__name__}) "
                                     "and cannot be rebuilt; run `talkindex doctor --repair`") from None
-            return t
+        if row.get("chapters"):  # what indexing decided (published, else detected) beats the file's
+            t.chapters = chapters_of(row["chapters"])
+        return t
 
     def media_path(self, episode_id: str) -> Path | None:
         """The local file that plays this indexed episode (a local input or the download cache), if any."""

@@ -91,5 +91,5 @@ def fetch_chapters(episode: Episode, fetch: Callable[[str], tuple[bytes, str]]) 
         reason = line(str(e) or type(e).__name__, 120)
     except TranscriptUnusable as e:
         reason = e.reason
-    fallback = f"using the {len(known)} chapters known from the source" if known else "no chapters"
+    fallback = f"using the {len(known)} chapters known from the source" if known else "detecting chapters instead"
     return known, [f"chapters {episode.chapters_url}: {reason}; {fallback}"]

@@ -82,10 +82,37 @@ def _pseudo_words(seg: Segment) -> list:
     return [Word(seg.start + i * step, seg.start + (i + 1) * step, " " + t) for i, t in enumerate(toks)]
 
 
-def windows(sents: list[Sentence], episode_id: str, opts: ChunkOptions | None = None) -> list[Chunk]:
-    """Greedy windows of whole sentences, each overlapping the previous by `overlap_sentences`."""
+def windows(sents: list[Sentence], episode_id: str, opts: ChunkOptions | None = None,
+            chapter_starts: list[float] | None = None) -> list[Chunk]:
+    """Greedy windows of whole sentences, each overlapping the previous by `overlap_sentences`.
+
+    With `chapter_starts` (and `opts.chapter_bounded`), no window straddles a chapter boundary: a hit
+    then belongs to one chapter, and a chapter's opening sentence leads a window of its own topic."""
     opts = opts or ChunkOptions()
     chunks: list[Chunk] = []
+    for part in _sections(sents, chapter_starts if opts.chapter_bounded else None):
+        _windows_of(part, episode_id, opts, chunks)
+    return chunks
+
+
+def _sections(sents: list[Sentence], chapter_starts: list[float] | None) -> list[list[Sentence]]:
+    """Runs of consecutive sentences, split where a sentence starts at or after a chapter's start."""
+    if not chapter_starts:
+        return [sents]
+    starts = sorted(chapter_starts)
+    out: list[list[Sentence]] = []
+    k = 0
+    for s in sents:
+        opened = False
+        while k < len(starts) and s.start >= starts[k] - 0.05:
+            k, opened = k + 1, True
+        if opened or not out:
+            out.append([])
+        out[-1].append(s)
+    return [p for p in out if p]
+
+
+def _windows_of(sents: list[Sentence], episode_id: str, opts: ChunkOptions, chunks: list[Chunk]) -> None:
     i = 0
     n = len(sents)
     while i < n:
@@ -107,9 +134,8 @@ def windows(sents: list[Sentence], episode_id: str, opts: ChunkOptions | None = 
         if j >= n:
             break
         i = max(i + 1, j - opts.overlap_sentences)
-    return chunks
 
 
 def chunk_transcript(transcript: Transcript, opts: ChunkOptions | None = None) -> tuple[list[Sentence], list[Chunk]]:
     sents = sentences(transcript, opts)
-    return sents, windows(sents, transcript.episode_id, opts)
+    return sents, windows(sents, transcript.episode_id, opts, [c.start for c in transcript.chapters])

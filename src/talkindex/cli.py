@@ -18,7 +18,7 @@ import typer
 from .cli_common import CommandGroup, HomeOpt, JsonOpt, VerboseOpt, add_arguments, say, usage
 from .errors import TalkindexError
 from .home import DEFAULT_EMBEDDER, DEFAULT_EMBEDDERS, DEFAULT_MODEL
-from .requests import DEFAULT_FORMAT, DEFAULT_K, DEFAULT_MODE, FORMATS, MAX_K, MODES, AskRequest, IngestOptions
+from .requests import DEFAULT_FORMAT, DEFAULT_K, DEFAULT_MODE, MAX_K, MODES, AskRequest, IngestOptions
 
 app = typer.Typer(
     cls=CommandGroup,
@@ -192,9 +192,10 @@ def list_(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
 def transcript(
     episode_id: Annotated[str, typer.Argument(help="Episode id (see `talkindex list`).")],
     home: HomeOpt = None,
-    format: Annotated[str, typer.Option("--format", "-f", help=" | ".join(FORMATS))] = DEFAULT_FORMAT,
+    format: Annotated[str, typer.Option("--format", "-f", help="txt | srt | vtt | json | outline (chapters and "
+                                        "where they came from) | youtube (`00:00 Title` lines)")] = DEFAULT_FORMAT,
 ) -> None:
-    """Print an episode's transcript as text, SRT, WebVTT or JSON (with word timestamps, speakers, chapters)."""
+    """Print an episode's transcript (text, SRT, WebVTT, JSON) or its chapters (outline, YouTube lines)."""
     from .formats import render
     from .requests import TranscriptRequest
 

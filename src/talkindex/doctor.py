@@ -239,6 +239,9 @@ def repair(home: str | Path) -> list[str]:
         if kinds & {"manifest-unreadable", "segment-missing", "segment-unreadable", "segment-mismatch",
                     "duplicate-vectors", "missing-vectors", "embedder-mismatch", "stale-embeddings"}:
             done.append(f"rebuilt FAISS from stored embeddings ({pipe.housekeeping.rebuild_vectors()} vectors)")
+        n = pipe.housekeeping.derive_chapters()
+        if n:
+            done.append(f"detected the chapters of {n} episode(s) indexed before chapter detection")
         before = {e for e, ep in pipe.store.snapshot()["episodes"].items() if ep["status"] == "transcribed"}
         pipe.housekeeping.reconcile()  # drops orphan vectors; indexes 'transcribed' episodes from their transcripts
         after = pipe.store.statuses()

@@ -172,7 +172,8 @@ def eval_retrieval(directory: Path, home: Path | None = None, k: int = 10, modes
             errs = report.input_errors + [r.error for r in report.results if r.error]
             raise UsageError(f"{directory}: ingest failed: {errs[0] if errs else 'unknown error'}")
         episode_of = {e["id"]: PurePosixPath(urlsplit(e["media_url"]).path).stem for e in idx.episodes()}
-        out = {"set": str(directory), "questions": len(questions), "ingest_seconds": round(ingest_s, 2), "modes": {}}
+        out = {"set": str(directory), "questions": len(questions), "ingest_seconds": round(ingest_s, 2),
+               "environment": environment(idx.layout), "modes": {}}
         from dataclasses import asdict
 
         configs = configs or {m: {"mode": m} for m in modes}
@@ -195,6 +196,39 @@ def eval_retrieval(directory: Path, home: Path | None = None, k: int = 10, modes
     finally:
         if scratch is not None:
             scratch.cleanup()
+
+
+# What decides a figure besides the commit: ASR output and vectors change with these packages' versions
+# (constraints.txt pins them for `make install`), so `eval --json` records them with the index it scored.
+REPRO_PACKAGES = ("faster-whisper", "ctranslate2", "av", "onnxruntime", "torch", "sentence-transformers",
+                  "transformers", "tokenizers", "numpy", "faiss-cpu")
+
+
+def environment(layout) -> dict:
+    """Package versions, the index config and a digest of every stored transcript (text and word times):
+    two evaluations are comparable only when these agree (see benchmarks/README.md, reproducibility)."""
+    import hashlib
+    from importlib import metadata
+
+    versions = {}
+    for name in REPRO_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    h = hashlib.sha256()
+    n = 0
+    for f in sorted(layout.episodes_root.glob("*/transcript.json")):
+        try:
+            segs = json.loads(f.read_text(encoding="utf-8")).get("segments") or []
+        except (OSError, ValueError):
+            continue
+        n += 1
+        for sg in segs:
+            h.update(f"{sg.get('start')}|{sg.get('end')}|{sg.get('text')}\n".encode())
+    cfg = layout.load_config()
+    return {"packages": versions, "embedders": cfg.embedders if cfg else None, "asr_model": cfg.model if cfg else None,
+            "transcripts": n, "transcripts_sha256": h.hexdigest()[:16]}
 
 
 # -- ASR ---------------------------------------------------------------------------------------

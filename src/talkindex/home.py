@@ -34,6 +34,7 @@ class ChunkOptions:
     max_seconds: float = 40.0  # … or spans this long
     overlap_sentences: int = 1  # sentences shared by consecutive windows
     max_sentence_words: int = 40  # unpunctuated speech is cut into pseudo-sentences of this size
+    chapter_bounded: bool = True  # no window straddles a chapter boundary (benchmarks/bench_chapters.py)
 
 
 @dataclass

@@ -87,6 +87,27 @@ class Housekeeping:
         if redo:
             self.progress("reindex", done=len(redo), total=len(redo))
             self.drop_orphans()  # re-indexing gave those episodes new chunk ids
+        self.derive_chapters()
+
+    def derive_chapters(self) -> int:
+        """Detect the chapters of indexed episodes that have none recorded (homes indexed before chapter
+        detection) from their stored sentences and sentence vectors: nothing is transcribed or embedded
+        again. Returns how many episodes got chapters."""
+        from .chapter_detect import detect_chapters
+
+        n = 0
+        for eid in self.store.unchaptered():
+            starts, texts, duration = self.store.sentence_rows(eid)
+            try:
+                with np.load(self.layout.embeddings(eid)) as z:
+                    vecs = z["sent_vecs"].astype(np.float32)
+            except NPZ_ERRORS:
+                continue  # doctor names a damaged embeddings file; its re-embedding detects them
+            if len(vecs) != len(texts):
+                continue
+            self.store.set_chapters(eid, detect_chapters(np.asarray(starts), texts, vecs, duration))
+            n += 1
+        return n
 
     def drop_orphans(self) -> None:
         """Drop vectors and keyword entries whose chunk no longer exists (replaced chunks, crashes)."""

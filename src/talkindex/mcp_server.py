@@ -20,7 +20,7 @@ from pydantic import Field
 
 from .api import Index
 from .errors import TalkindexError
-from .formats import hms
+from .formats import hms, render
 from .requests import DEFAULT_K, AskRequest, TranscriptRequest
 
 log = logging.getLogger("talkindex")
@@ -79,16 +79,23 @@ def build_server(home: str | Path | None = None, index: Index | None = None) -> 
     @server.tool(annotations=READ_ONLY)
     @_tool
     def list_episodes() -> list[dict]:
-        """Episodes in the index: id, title, show, published date, duration (s), status and chunk count."""
-        keep = ("id", "title", "show", "published", "duration", "status", "chunks", "webpage_url")
+        """Episodes in the index: id, title, show, published date, duration (s), status, chunk count and
+        chapter count with their source (published | detected)."""
+        keep = ("id", "title", "show", "published", "duration", "status", "chunks", "chapters", "chapters_source",
+                "webpage_url")
         return [{k: e.get(k) for k in keep} for e in index.episodes()]
 
     @server.tool(annotations=READ_ONLY)
     @_tool
-    def get_transcript(episode_id: str, start: Optional[float] = None, end: Optional[float] = None) -> str:
-        """An episode's transcript as `[HH:MM:SS] sentence` lines; `start`/`end` (seconds) keep only that window."""
+    def get_transcript(episode_id: str, start: Optional[float] = None, end: Optional[float] = None,
+                       outline: bool = False) -> str:
+        """An episode's transcript as `[HH:MM:SS] sentence` lines; `start`/`end` (seconds) keep only that window.
+
+        `outline`: only its chapters instead, `HH:MM:SS  title  (published|detected)` lines."""
         req = TranscriptRequest(episode_id, start=start, end=end)  # NaN/Infinity: a tool error
         t = index.transcript(req.episode_id)
+        if outline:
+            return render(t, "outline") or "(no chapters)"
         lo = req.start if req.start is not None else float("-inf")
         hi = req.end if req.end is not None else float("inf")
         lines = [f"[{hms(s.start)}] " + (f"{s.speaker}: " if getattr(s, "speaker", "") else "") + s.text.strip()

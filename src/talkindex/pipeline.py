@@ -405,11 +405,14 @@ class Pipeline:
 
     def _index_episode(self, episode_id: str, t: Transcript) -> int:
         """Chunk, embed, store rows, add vectors and keywords, mark indexed — in that order (crash-safe)."""
-        sents, chunks = chunking.chunk_transcript(t, self.config.chunk)
-        texts = [c.text for c in chunks] + [s.text for s in sents]
-        vecs = self.embedder.encode_passages(texts) if texts else np.zeros((0, 1), np.float32)
-        chunk_vecs, sent_vecs = vecs[: len(chunks)], vecs[len(chunks):]
-        ids = self.store.save_chunks(episode_id, sents, chunks, self.config.embedder)
+        from .chapter_detect import episode_chapters
+
+        sents = chunking.sentences(t, self.config.chunk)
+        sent_vecs = self._encode([s.text for s in sents])
+        chapters = episode_chapters(t.chapters, sents, sent_vecs, t.duration)  # published win, else detected
+        chunks = chunking.windows(sents, episode_id, self.config.chunk, [c.start for c in chapters])
+        chunk_vecs = self._encode([c.text for c in chunks])
+        ids = self.store.save_chunks(episode_id, sents, chunks, self.config.embedder, chapters)
         path = self.layout.embeddings(episode_id)
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, chunk_ids=np.asarray(ids, np.int64), chunk_vecs=chunk_vecs.astype(np.float16),
@@ -422,6 +425,9 @@ class Pipeline:
             self.keywords.add(ids, [c.text for c in chunks])
         self.store.mark_indexed([episode_id])
         return len(ids)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        return self.embedder.encode_passages(texts) if texts else np.zeros((0, 1), np.float32)
 
     def finish(self) -> None:
         """End of a run (also after Ctrl-C): stale entries dropped, segments compacted, ONNX export."""

@@ -47,6 +47,15 @@ class Chapter:
     title: str
     end: float | None = None
     url: str = ""
+    source: str = "published"  # published (feed, chapters JSON, platform) | detected (from the transcript)
+
+
+def chapters_of(text: str | None) -> list[Chapter]:
+    """Chapters stored as JSON (episodes.chapters); those written before provenance read as published."""
+    try:
+        return [Chapter(**_known(Chapter, c)) for c in json.loads(text or "[]") if isinstance(c, dict)]
+    except (ValueError, TypeError):
+        return []
 
 
 @dataclass

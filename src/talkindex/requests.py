@@ -21,7 +21,7 @@ DEFAULT_K = 5
 MAX_QUESTION = 500  # characters
 MODES = ("hybrid", "dense", "keyword")
 DEFAULT_MODE = "hybrid"
-FORMATS = ("txt", "srt", "vtt", "json")  # transcript renderings (formats.render)
+FORMATS = ("txt", "srt", "vtt", "json", "outline", "youtube")  # formats.render: transcript, or chapters
 DEFAULT_FORMAT = "txt"
 MAX_SECONDS = 10 * 365 * 86400.0  # a time past ten years of media is clamped here (renderers stay finite)
 # --captions: which existing transcripts come before ASR (transcripts.find_existing reads this)

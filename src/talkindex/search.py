@@ -36,13 +36,15 @@ class SearchOptions:
     episode: str | None = None
     candidates: int = 50  # per retriever, before fusion
     dense_weight: float = 1.0
-    keyword_weight: float = 0.15  # BM25 over noisy ASR text helps names and jargon, misleads paraphrases
+    keyword_weight: float = 0.15  # hybrid mode: BM25's RRF weight (out of the default: it lost, issue 19)
     fusion: str = "rrf"  # rrf | linear (dense cosine + weight × max-normalised BM25)
     dedupe: bool = True
-    sentence_weight: float = 0.7  # dense score = mix of window similarity and its best sentence's
+    # Dense score = (1 - w) × window cosine + w × its best sentence's cosine; with the ensemble each cosine
+    # is the mean of the models' (the index's joined vectors). 0.5 won on 128 devset questions (issue 19).
+    sentence_weight: float = 0.5
     precise: bool = True  # move a hit's start to a sentence inside its window (see `start`)
     start: str = "best"  # best | before (one sentence of lead-in) | chunk — see start_sentence()
-    episode_weight: float = 1.0  # dense score += weight × its episode's mean top-3 candidate similarity (issue 12)
+    episode_weight: float = 0.5  # dense score += weight × its episode's mean top-3 candidate score (issue 12, 19)
     reranker: str | None = None  # a cross-encoder name or path: re-scores the fused top `rerank_top` (online)
     rerank_top: int = 20
 
@@ -114,9 +116,13 @@ class Searcher:
         """One query encoder per model of the index (ONNX when exported: no torch), joined as at ingest."""
         from .embedding import join_unit
 
-        encoders = [self._member_encoder(name) for name in self.config.embedders]
-        if len(encoders) == 1:
-            return encoders[0]
+        names = self.config.embedders
+        if len(names) == 1:
+            return self._member_encoder(names[0])
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(names)) as pool:  # sessions load in parallel: a cold ask waits for the slowest
+            encoders = list(pool.map(self._member_encoder, names))
         return lambda texts: join_unit([enc(texts) for enc in encoders])
 
     def _member_encoder(self, name: str):

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .api import Index, dumps, hits_json
 from .errors import BusyError, NotFoundError, TalkindexError, UsageError
-from .formats import FORMATS, hms, render
+from .formats import FORMATS, hms, render, sections
 from .links import youtube_id
 from .requests import DEFAULT_FORMAT, DEFAULT_K, DEFAULT_MODE, MODES, AskRequest, TranscriptRequest, seconds
 from .search import highlight_terms
@@ -37,7 +37,7 @@ log = logging.getLogger("talkindex")
 WEB = Path(__file__).parent / "web"
 VIDEO_EXTS = {"mp4", "m4v", "webm", "mkv", "mov", "ogv"}
 TRANSCRIPT_TYPES = {"txt": "text/plain", "srt": "application/x-subrip", "vtt": "text/vtt",
-                    "json": "application/json"}
+                    "json": "application/json", "outline": "text/plain", "youtube": "text/plain"}
 
 # No inline script anywhere; media may come from the episode's own host; YouTube only in its iframe.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https://i.ytimg.com; "
@@ -256,19 +256,15 @@ def create_app(home: str | Path | None = None, index: Index | None = None) -> Fa
             tr = index.transcript(episode_id)
         except NotFoundError:
             tr = None
-        segs = tr.segments if tr else []
-        current = -1
-        if t is not None and segs:
-            current = max((i for i, s in enumerate(segs) if s.start <= t + 0.05), default=0)
-        chapters = sorted(getattr(tr, "chapters", None) or [], key=lambda c: c.start)
-        lines, ci = [], 0
-        for i, s in enumerate(segs):
-            heading = ""
-            while ci < len(chapters) and chapters[ci].start <= s.start + 0.05:
-                heading, ci = chapters[ci].title, ci + 1
-            lines.append({"i": i, "seg": s, "heading": heading})
+        lines = []  # the index's sentences under chapter headings, not caption fragments
+        for sec in sections(tr) if tr else []:
+            for j, s in enumerate(sec.sentences):
+                heading = (sec.chapter.title or "(untitled)") if j == 0 and sec.chapter else ""
+                lines.append({"i": len(lines), "seg": s, "heading": heading})
+        current = max((ln["i"] for ln in lines if ln["seg"].start <= t + 0.05), default=0) if t is not None else -1
         return page("episode.html", ep=row, player=player(index, row), lines=lines, current=current,
-                    t=t if t is not None else "", transcript=tr, formats=FORMATS)
+                    t=t if t is not None else "", transcript=tr, formats=FORMATS,
+                    outline=sorted(tr.chapters, key=lambda c: c.start) if tr else [])
 
     @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
     def docs() -> HTMLResponse:

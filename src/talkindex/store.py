@@ -25,7 +25,7 @@ import numpy as np
 from .duck import OPEN_LOCK, READER_KEEP_S, bulk_insert, dict_rows, drop_reader, keep_reader, touch_reader
 from .errors import BusyError, HomeError
 from .home import DEFAULT_EMBEDDER, SCHEMA_VERSION, IndexConfig, Layout, ingest_running
-from .records import Chunk, Episode, Status, Transcript
+from .records import Chapter, Chunk, Episode, Status, Transcript, chapters_of
 
 log = logging.getLogger("talkindex")
 
@@ -207,8 +207,9 @@ class Store:
             )
             con.commit()
 
-    def save_chunks(self, episode_id: str, sentences: list, chunks: list[Chunk], embedder: str) -> list[int]:
-        """Replace an episode's sentences and chunks; returns the new chunk ids.
+    def save_chunks(self, episode_id: str, sentences: list, chunks: list[Chunk], embedder: str,
+                    chapters: list[Chapter] | None = None) -> list[int]:
+        """Replace an episode's sentences and chunks (and its chapters, when given); returns the new chunk ids.
 
         The episode stays 'transcribed' until its vectors are in the FAISS index too
         (`mark_indexed`), so a crash in between is repaired by re-adding, never trusted."""
@@ -237,8 +238,34 @@ class Store:
                 "UPDATE episodes SET n_chunks = ?, embedder = ?, updated_at = current_timestamp WHERE id = ?",
                 [len(chunks), embedder, episode_id],
             )
+            if chapters is not None:
+                self._set_chapters(con, episode_id, chapters)
             con.commit()
         return ids
+
+    def set_chapters(self, episode_id: str, chapters: list[Chapter]) -> None:
+        """Replace an episode's chapters (detected ones re-derived for a home from before detection)."""
+        with self.connect() as con:
+            self._set_chapters(con, episode_id, chapters)
+
+    @staticmethod
+    def _set_chapters(con, episode_id: str, chapters: list[Chapter]) -> None:
+        con.execute("UPDATE episodes SET chapters = ? WHERE id = ?",
+                    [json.dumps([asdict(c) for c in chapters]), episode_id])
+
+    def sentence_rows(self, episode_id: str) -> tuple[list[float], list[str], float]:
+        """(starts, texts) of an episode's sentences in order, and its duration."""
+        with self.connect(read_only=True) as con:
+            rows = con.execute("SELECT start, text FROM sentences WHERE episode_id = ? ORDER BY idx",
+                               [episode_id]).fetchall()
+            dur = con.execute("SELECT duration FROM episodes WHERE id = ?", [episode_id]).fetchone()
+        return [r[0] for r in rows], [r[1] for r in rows], float((dur and dur[0]) or 0.0)
+
+    def unchaptered(self) -> list[str]:
+        """Indexed episodes that have no chapters recorded yet (homes indexed before detection)."""
+        with self.connect(read_only=True) as con:
+            return [r[0] for r in con.execute(
+                "SELECT id FROM episodes WHERE status = 'indexed' AND chapters IS NULL ORDER BY id").fetchall()]
 
     def mark_indexed(self, episode_ids: list[str]) -> None:
         if not episode_ids:
@@ -323,7 +350,7 @@ class Store:
                 "SELECT id, title, \"show\", published, duration, status, error, note, n_chunks AS chunks, "
                 "source, webpage_url, media_url, local, model, embedder, language, "
                 "coalesce(transcript_source, CASE WHEN model IS NOT NULL THEN 'asr' END) AS transcript_source, "
-                "transcript_url, word_timing, updated_at FROM episodes"
+                "transcript_url, word_timing, updated_at, chapters FROM episodes"
             )
             args: list = []
             if status:
@@ -331,7 +358,12 @@ class Store:
                 args.append(status)
             sql += " ORDER BY published NULLS LAST, title"
             cur = con.execute(sql, args)
-            return dict_rows(cur)
+            rows = dict_rows(cur)
+        for r in rows:  # how many chapters and where they came from, not the chapters themselves
+            chapters = chapters_of(r.pop("chapters"))
+            r["chapters"] = len(chapters)
+            r["chapters_source"] = chapters[0].source if chapters else None
+        return rows
 
     def episode(self, episode_id: str) -> dict | None:
         with self.connect(read_only=True) as con:

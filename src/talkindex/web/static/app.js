@@ -73,6 +73,17 @@
       play(btn.dataset.kind, btn.dataset.src, parseFloat(btn.dataset.start) || 0, true);
       return;
     }
+    const o = ev.target.closest("a.seek");  // an outline chapter: seek there, mark its first sentence
+    if (o && box()) {
+      ev.preventDefault();
+      const t = parseFloat(o.dataset.start) || 0;
+      const first = Array.from(document.querySelectorAll(".sentence"))
+        .find((e) => (parseFloat(e.dataset.start) || 0) >= t - 0.05);
+      if (first) { mark(first); first.scrollIntoView({ block: "start" }); }
+      history.replaceState(null, "", "?t=" + t);
+      play(box().dataset.kind, box().dataset.src, t, true);
+      return;
+    }
     const s = ev.target.closest(".sentence");
     if (s && box()) {
       ev.preventDefault();
