@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from .errors import UsageError
+from .home import DEFAULT_MODEL
 
 
 def _pct(xs: list[float], q: float) -> float | None:
@@ -269,7 +270,7 @@ def wer_counts(ref: list[str], hyp: list[str]) -> int:
     return prev[-1]
 
 
-def eval_asr(manifest: Path, model: str = "tiny.en", language: str | None = "en", exact_only: bool = True,
+def eval_asr(manifest: Path, model: str = DEFAULT_MODEL, language: str | None = "en", exact_only: bool = True,
              **transcribe_kwargs) -> dict:
     """WER per clip and overall (normalised text) and real-time factor, through the pipeline's transcriber."""
     from .transcribe import TranscribeOptions, Transcriber
