@@ -21,6 +21,7 @@ import numpy as np
 from .links import youtube_id
 from .npzrows import NPZ_ERRORS, member_rows
 from .records import Hit
+from .requests import DEFAULT_MODE
 
 log = logging.getLogger("talkindex")
 
@@ -30,7 +31,7 @@ RRF_K = 60
 @dataclass
 class SearchOptions:
     k: int = 5
-    mode: str = "hybrid"
+    mode: str = DEFAULT_MODE
     show: str | None = None
     since: str | None = None  # YYYY-MM-DD
     episode: str | None = None
