@@ -69,12 +69,20 @@ class Index:
             self._searcher = Searcher(self.layout, self.store, self.vectors, self.config)
         return self._searcher
 
-    def ask(self, question: str | AskRequest, k: int = DEFAULT_K, **filters) -> list[Hit]:
+    def ask(self, question: str | AskRequest, k: int = DEFAULT_K, *, qvec=None, **filters) -> list[Hit]:
         """The `k` moments that best answer `question`. Filters: mode, show, since, episode (an
-        `AskRequest` carries them all); UsageError for what no face of talkindex accepts."""
+        `AskRequest` carries them all); UsageError for what no face of talkindex accepts. `qvec`: the
+        question already encoded (`encode`), e.g. by a server encoding outside its ranking lock."""
         req = question if isinstance(question, AskRequest) else AskRequest.of(question, k, **filters)
         self._require_index()
-        return self.searcher.search(req.question, req.options())
+        return self.searcher.search(req.question, req.options(), qvec)
+
+    def encode(self, req: AskRequest):
+        """The question's vector for `ask(qvec=)` (None in keyword mode, which needs none); thread-safe."""
+        if req.mode == "keyword":
+            return None
+        self._require_index()
+        return self.searcher.encode([req.question])[0]
 
     def ask_many(self, questions: list[str], k: int = DEFAULT_K, **filters) -> list[list[Hit]]:
         """Batch form of `ask`: the query encoder runs once over all questions; blank ones get []."""

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,14 +104,18 @@ class Searcher:
         self.keywords = KeywordIndex(layout.keywords, config.keywords)
         self.row_cache = RowCache(store)
         self._encoder = None
+        self._encoder_lock = threading.Lock()
         self._vec_cache: OrderedDict[tuple[str, str], tuple[float, np.ndarray]] = OrderedDict()
         self._vec_bytes = 0
         self._paths: dict[str, str] = {}  # episode id → its embeddings file (pathlib costs ~20 µs a call)
 
     # -- query encoding ------------------------------------------------------------------------
     def encode(self, queries: list[str]) -> np.ndarray:
+        """Query vectors (thread-safe: the encoders load once, onnxruntime runs concurrently)."""
         if self._encoder is None:
-            self._encoder = self._load_encoder()
+            with self._encoder_lock:
+                if self._encoder is None:
+                    self._encoder = self._load_encoder()
         return self._encoder(queries)
 
     def _load_encoder(self):

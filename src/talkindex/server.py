@@ -186,7 +186,7 @@ def create_app(home: str | Path | None = None, index: Index | None = None,
                allowed_hosts: Iterable[str] = LOOPBACK_HOSTS) -> FastAPI:
     """The ASGI app over `home` (or an already open `index`), answering only requests for `allowed_hosts`."""
     index = index or Index(home)
-    lock = threading.Lock()  # one ask at a time: the Searcher's caches are not documented as thread-safe
+    lock = threading.Lock()  # ranking one at a time: the Searcher's caches are not documented as thread-safe
     env = templates()
     app = FastAPI(title="talkindex", version="1", docs_url=None, redoc_url=None,
                   description="Read-only search over an index of talks, podcasts and videos.")
@@ -198,8 +198,11 @@ def create_app(home: str | Path | None = None, index: Index | None = None,
         return HTMLResponse(env.get_template(name).render(**ctx), status_code=code)
 
     def ask(req: AskRequest):
+        """The query encoders (most of an ask's time, two models) run outside the lock: onnxruntime
+        sessions are thread-safe and release the GIL, so concurrent clients overlap on the cores."""
+        qvec = index.encode(req)
         with lock:
-            return index.ask(req)
+            return index.ask(req, qvec=qvec)
 
     # errors: JSON under /api, a small page elsewhere; never a traceback
     def wants_json(request: Request) -> bool:
