@@ -8,8 +8,8 @@ DuckDB: an episode is trusted only once it reaches 'indexed', so a crash or Ctrl
 the episode in flight, and a rerun picks up from the stored transcript without re-transcribing.
 
 Batch engines (pipelines/) plug in through the public surface: `Pipeline(..., transcriber=,
-embedder=)`, `ingest(resolve=, run=)`, `reusable()`, and the writer entry `write()` / `write_all()`
-fed with `Transcribed` / `Failed` jobs.
+embedder=)`, `ingest(resolve=, run=)`, `existing()` (transcripts first: stored, publisher, captions),
+`chapters()`, and the writer entry `write()` / `write_all()` fed with `Transcribed` / `Failed` jobs.
 """
 
 from __future__ import annotations
@@ -306,14 +306,22 @@ class Pipeline(Housekeeping):
             writer.join()
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def _obtain(self, ep: Episode, report: IngestReport) -> Transcribed | Path:
-        """A stored or existing (publisher/captions) transcript, or the downloaded media to transcribe."""
+    def existing(self, ep: Episode, report: IngestReport) -> Transcribed | None:
+        """Transcripts first: the home's stored one, else the publisher's, else captions (per --captions).
+
+        None: only ASR is left, and only then is media downloaded. The one place of that order: `_obtain`
+        and the batch engines (pipelines/ray_ingest.py) both call it."""
         t = self.reusable(ep)
         if t is not None:
             return Transcribed(ep, t, fresh=False)
         t = self._existing_transcript(ep, report)
-        if t is not None:
-            return Transcribed(ep, t)
+        return Transcribed(ep, t) if t is not None else None
+
+    def _obtain(self, ep: Episode, report: IngestReport) -> Transcribed | Path:
+        """A stored or existing (publisher/captions) transcript, or the downloaded media to transcribe."""
+        got = self.existing(ep, report)
+        if got is not None:
+            return got
         return sources.download(ep, self.layout.media, max_bytes=self.opts.max_bytes, force=self.opts.force,
                                 allow_private=self.opts.allow_private_urls,
                                 progress=lambda done, total, ep=ep: self.progress("download", episode=ep,
@@ -338,10 +346,11 @@ class Pipeline(Housekeeping):
         for w in warnings:
             self._warn(ep, report, w)
         if t is not None:
-            t.chapters = self._chapters(ep, report)
+            t.chapters = self.chapters(ep, report)
         return t
 
-    def _chapters(self, ep: Episode, report: IngestReport) -> list:
+    def chapters(self, ep: Episode, report: IngestReport) -> list:
+        """Published chapters (feed or chapters URL); warnings go to the report. Batch engines attach them to ASR."""
         if not (ep.chapters or ep.chapters_url):
             return []
         from .chapters import fetch_chapters
@@ -363,7 +372,7 @@ class Pipeline(Housekeeping):
                              lambda d, tot, ep=ep: self.progress("transcribe", episode=ep, done=d, total=tot))
         if self.opts.max_duration and t.duration > self.opts.max_duration:
             raise TalkindexError(f"longer than --max-duration ({t.duration:.0f} s > {self.opts.max_duration:.0f} s)")
-        t.chapters = self._chapters(ep, report)
+        t.chapters = self.chapters(ep, report)
         return t
 
     def reusable(self, ep: Episode) -> Transcript | None:
