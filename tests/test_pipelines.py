@@ -104,8 +104,10 @@ def test_ray_ingest_matches_plain_ingest(samples_home, tmp_path):
     # The result is a normal home: `ask` answers from it (ONNX query encoder exported by the driver).
     from talkindex import Index
 
-    hits = Index(home).ask("what is feature store drift", k=3)
-    assert hits and hits[0].title == "Feature Stores and the Drift You Cannot See"
+    question = "what is feature store drift"
+    hits = Index(home).ask(question, k=3)
+    assert hits and Path(hits[0].media_url).name == "feature-stores.mp3"
+    assert hits[0].title == Index(samples_home).ask(question, k=1)[0].title  # the ID3 title where ffprobe is
     from talkindex.embedding import export_dir
 
     assert (export_dir("all-MiniLM-L6-v2") / "meta.json").is_file()  # the machine's ONNX export (ask: no torch)
