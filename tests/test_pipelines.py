@@ -143,48 +143,72 @@ def sources_of(home: Path) -> dict[str, str]:
         con.close()
 
 
-def test_ray_ingest_takes_existing_transcripts_first(tmp_path):
+def downloaded(home: Path) -> set[str]:
+    """Episodes with media in the cache (a file and its markers share a stem), checked to be the ASR one's."""
+    files = [f for f in (home / "media").iterdir() if f.is_file()]
+    assert (SAMPLES / "model-deployment.mp3").stat().st_size in {f.stat().st_size for f in files}, files
+    return {f.name.split(".")[0] for f in files}
+
+
+def answers(home: Path) -> list[tuple]:
+    from talkindex import Index
+
+    return [(h.title, h.start, h.text, h.transcript_source)
+            for h in Index(home).ask("what is training serving skew", k=5)]
+
+
+@pytest.fixture(scope="module")
+def mixed_feed(tmp_path_factory):
+    """(urls file, plain ingest's home) of the transcripts-first site, served for the module's tests
+    (episode ids name the port)."""
+    from httpserver import serve
+
+    d = tmp_path_factory.mktemp("mixed")
+    (d / "site").mkdir()
+    site = transcripts_first_site(d / "site")
+    with serve(site) as base:
+        urls = write_urls(d / "urls.txt", [f"{base}/feed.xml", f"{base}/page.html"])
+        plain = d / "plain"
+        run_cli("ingest", str(urls), home=plain, check=True)
+        want = sources_of(plain)  # the page's title is yt-dlp's
+        assert sorted(want.items(), key=lambda kv: kv[1]) == [
+            ("No transcript", "asr"), (next(t for t in want if t.startswith("Captioned talk")), "captions"),
+            ("Published transcript", "publisher")]
+        assert len(downloaded(plain)) == 1
+        yield urls, plain
+
+
+def assert_same_home(home: Path, plain: Path) -> None:
+    """Equal to plain ingest's: transcript sources, media (the ASR episode's only), ensemble, chunks, answers."""
+    from talkindex.home import Layout
+
+    assert sources_of(home) == sources_of(plain)
+    assert downloaded(home) == downloaded(plain), "no media for the two episodes with transcripts"
+    embedders = Layout(plain).load_config().embedders
+    assert Layout(home).load_config().embedders == embedders and len(embedders) == 2  # the ensemble
+    assert index_of(home) == index_of(plain), "the same transcripts and chunk texts"
+    assert vectors_of(home) == vectors_of(plain)
+    got = answers(home)
+    assert got == answers(plain) and got[0][0] == "Published transcript"
+
+
+def test_ray_ingest_takes_existing_transcripts_first(mixed_feed, tmp_path):
     """Publisher transcript, captions, then ASR — the order of `talkindex ingest`, with the same ensemble:
     ray_ingest's home equals plain ingest's, and only the ASR episode's media is ever downloaded."""
     pytest.importorskip("ray")
-    from httpserver import serve
-
-    from talkindex import Index
-    from talkindex.home import Layout
-
-    (tmp_path / "site").mkdir()
-    site = transcripts_first_site(tmp_path / "site")
-    plain, ray_home = tmp_path / "plain", tmp_path / "ray"
-    with serve(site) as base:
-        urls = write_urls(tmp_path / "urls.txt", [f"{base}/feed.xml", f"{base}/page.html"])
-        run_cli("ingest", str(urls), home=plain, check=True)
-        p, s = run_job("ray_ingest.py", str(urls), "--home", str(ray_home), "--transcribers", "1",
-                       "--embedders", "1")
+    urls, plain = mixed_feed
+    p, s = run_job("ray_ingest.py", str(urls), "--home", str(tmp_path / "ray"), "--transcribers", "1",
+                   "--embedders", "1")
     assert p.returncode == 0, p.stderr
     assert (s["indexed"], s["failed"], s["transcribed"], s["existing_transcripts"]) == (3, 0, 1, 2), s
     assert s["writer_reembedded_texts"] == 0, "the writer used the embedding actors' vectors"
+    assert_same_home(tmp_path / "ray", plain)
 
-    want = sources_of(plain)  # the page's title is yt-dlp's
-    assert sorted(want.items(), key=lambda kv: kv[1]) == [
-        ("No transcript", "asr"), (next(t for t in want if t.startswith("Captioned talk")), "captions"),
-        ("Published transcript", "publisher")]
-    assert sources_of(ray_home) == want
-    def downloaded(home: Path) -> set[str]:
-        """Episodes with media in the cache (a file and its markers share a stem), checked to be the ASR one's."""
-        files = [f for f in (home / "media").iterdir() if f.is_file()]
-        assert (SAMPLES / "model-deployment.mp3").stat().st_size in {f.stat().st_size for f in files}, files
-        return {f.name.split(".")[0] for f in files}
 
-    media = downloaded(plain)
-    assert len(media) == 1 and downloaded(ray_home) == media, "no media for the two episodes with transcripts"
-    embedders = Layout(plain).load_config().embedders
-    assert Layout(ray_home).load_config().embedders == embedders and len(embedders) == 2  # the ensemble
-    assert index_of(ray_home) == index_of(plain), "the same transcripts and chunk texts"
-    assert vectors_of(ray_home) == vectors_of(plain)
-
-    def answers(home: Path) -> list[tuple]:
-        return [(h.title, h.start, h.text, h.transcript_source)
-                for h in Index(home).ask("what is training serving skew", k=5)]
-
-    got = answers(ray_home)
-    assert got == answers(plain) and got[0][0] == "Published transcript"
+def test_batch_ingest_prefetches_no_media_for_transcripts(mixed_feed, tmp_path):
+    """One episode per shard: the next shard's prefetch skips episodes that offer a transcript."""
+    urls, plain = mixed_feed
+    p, s = run_job("batch_ingest.py", str(urls), "--home", str(tmp_path / "batch"), "--shard-size", "1")
+    assert p.returncode == 0, p.stderr
+    assert (s["indexed"], s["failed"], s["shards"]) == (3, 0, 3), s
+    assert_same_home(tmp_path / "batch", plain)
