@@ -37,6 +37,7 @@ from talkindex.errors import TalkindexError  # noqa: E402
 from talkindex.pipeline import IngestReport, Pipeline  # noqa: E402
 from talkindex.records import Episode  # noqa: E402
 from talkindex.transcribe import cuda_available  # noqa: E402
+from talkindex.transcripts import candidates  # noqa: E402
 
 log = logging.getLogger("talkindex.batch")
 
@@ -50,7 +51,9 @@ class Prefetcher:
     """Downloads the media of upcoming shards into the home's media cache on a thread pool.
 
     `sources.download` returns a cached file at once, so when the pipeline reaches a prefetched
-    episode its own download is instant. Failures are left for the pipeline to report."""
+    episode its own download is instant. Failures are left for the pipeline to report. Episodes that
+    offer a transcript --captions allows are not prefetched: the pipeline takes that transcript first
+    (`Pipeline.existing`) and downloads only if it turns out unusable."""
 
     def __init__(self, pipeline: Pipeline, workers: int):
         self.p = pipeline
@@ -59,7 +62,7 @@ class Prefetcher:
 
     def submit(self, shard: list[Episode], skip: set[str]) -> None:
         for ep in shard:
-            if not ep.local and ep.id not in skip:
+            if not ep.local and ep.id not in skip and not candidates(ep, self.p.opts.captions):
                 self.pool.submit(self._one, ep)
 
     def _one(self, ep: Episode) -> None:

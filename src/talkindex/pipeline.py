@@ -8,8 +8,8 @@ DuckDB: an episode is trusted only once it reaches 'indexed', so a crash or Ctrl
 the episode in flight, and a rerun picks up from the stored transcript without re-transcribing.
 
 Batch engines (pipelines/) plug in through the public surface: `Pipeline(..., transcriber=,
-embedder=)`, `ingest(resolve=, run=)`, `reusable()`, and the writer entry `write()` / `write_all()`
-fed with `Transcribed` / `Failed` jobs.
+embedder=)`, `ingest(resolve=, run=)`, `existing()` (transcripts first: stored, publisher, captions),
+`chapters()`, and the writer entry `write()` / `write_all()` fed with `Transcribed` / `Failed` jobs.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from .bm25 import KeywordIndex
 from .budget import HostBudget
 from .errors import ModelError, SourceError, TalkindexError
 from .fsutil import atomic_write_text, disk_full, open_new, replace_durably
-from .home import IndexConfig, Layout, WriterLock, default_embedders
+from .home import ChunkOptions, IndexConfig, Layout, WriterLock, default_embedders
 from .housekeeping import Housekeeping
 from .records import TRUSTED, Episode, Status, Transcript
 from .requests import IngestOptions
@@ -300,23 +300,30 @@ class Pipeline:
             for msg in budget.summary():
                 self.progress("error", message=msg)
 
-    def _obtain(self, ep: Episode, report: IngestReport) -> Transcribed | Path:
-        """A stored or existing (publisher/captions) transcript, or the downloaded media to transcribe."""
+    def existing(self, ep: Episode, report: IngestReport) -> Transcribed | None:
+        """Transcripts first: the home's stored one, else the publisher's, else captions (per --captions).
+
+        None: only ASR is left, and only then is media downloaded. The one place of that order: `_obtain`
+        and the batch engines (pipelines/ray_ingest.py) both call it."""
         t = self.reusable(ep)
         if t is not None:
             return Transcribed(ep, t, fresh=False)
         t = self._existing_transcript(ep, report)
-        if t is not None:
-            return Transcribed(ep, t)
+        return Transcribed(ep, t) if t is not None else None
+
+    def _obtain(self, ep: Episode, report: IngestReport) -> Transcribed | Path:
+        """A stored or existing (publisher/captions) transcript, or the downloaded media to transcribe."""
+        got = self.existing(ep, report)
+        if got is not None:
+            return got
         media = sources.download(ep, self.layout.media, max_bytes=self.opts.max_bytes, force=self.opts.force,
                                  allow_private=self.opts.allow_private_urls,
                                  progress=lambda done, total, ep=ep: self.progress("download", episode=ep,
                                                                                     done=done, total=total))
         if self.opts.max_duration:  # the file's own length, before any decoding: itunes:duration may lie
             from .mediacache import media_duration
-            from .transcribe import media_duration as container_duration
 
-            self._check_duration(media_duration(Path(media)) or container_duration(Path(media)))
+            self._check_duration(media_duration(Path(media)))
         return media
 
     def _fetcher(self, ep: Episode) -> Callable[[str], tuple[bytes, str]]:
@@ -339,7 +346,7 @@ class Pipeline:
             self._warn(ep, report, w)
         if t is not None:
             self._check_duration(t.duration, "transcript ends at ")
-            t.chapters = self._chapters(ep, report)
+            t.chapters = self.chapters(ep, report)
         return t
 
     def _check_duration(self, seconds: float | None, what: str = "") -> None:
@@ -348,7 +355,8 @@ class Pipeline:
         if limit and seconds and seconds > limit:
             raise TalkindexError(f"longer than --max-duration ({what}{seconds:.0f} s > {limit:.0f} s)")
 
-    def _chapters(self, ep: Episode, report: IngestReport) -> list:
+    def chapters(self, ep: Episode, report: IngestReport) -> list:
+        """Published chapters (feed or chapters URL); warnings go to the report. Batch engines attach them to ASR."""
         if not (ep.chapters or ep.chapters_url):
             return []
         from .chapters import fetch_chapters
@@ -363,7 +371,7 @@ class Pipeline:
         t = self.transcriber(ep.id, media,
                              lambda d, tot, ep=ep: self.progress("transcribe", episode=ep, done=d, total=tot))
         self._check_duration(t.duration)
-        t.chapters = self._chapters(ep, report)
+        t.chapters = self.chapters(ep, report)
         return t
 
     def reusable(self, ep: Episode) -> Transcript | None:
@@ -431,13 +439,8 @@ class Pipeline:
 
     def _index_episode(self, episode_id: str, t: Transcript) -> int:
         """Chunk, embed, store rows, add vectors and keywords, mark indexed — in that order (crash-safe)."""
-        from .chapter_detect import episode_chapters
-
-        sents = chunking.sentences(t, self.config.chunk)
-        sent_vecs = self._encode([s.text for s in sents])
-        chapters = episode_chapters(t.chapters, sents, sent_vecs, t.duration)  # published win, else detected
-        chunks = chunking.windows(sents, episode_id, self.config.chunk, [c.start for c in chapters])
-        chunk_vecs = self._encode([c.text for c in chunks])
+        e = embed_transcript(t, self.embedder, self.config.chunk, episode_id)
+        sents, sent_vecs, chapters, chunks, chunk_vecs = e.sents, e.sent_vecs, e.chapters, e.chunks, e.chunk_vecs
         ids = self.store.save_chunks(episode_id, sents, chunks, self.config.embedder, chapters)
         path = self.layout.embeddings(episode_id)
         tmp = path.with_suffix(".tmp.npz")
@@ -454,8 +457,6 @@ class Pipeline:
         self.store.mark_indexed([episode_id])
         return len(ids)
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        return self.embedder.encode_passages(texts) if texts else np.zeros((0, 1), np.float32)
 
     def finish(self) -> None:
         """End of a run (also after Ctrl-C): stale entries dropped, segments compacted, ONNX export."""
@@ -466,6 +467,33 @@ class Pipeline:
             from .embedding import export_missing
 
             export_missing(self._embedder)
+
+
+@dataclass
+class Embedded:
+    """One episode as the index holds it: sentences and their vectors, chapters, windows and theirs."""
+
+    sents: list
+    sent_vecs: np.ndarray
+    chapters: list
+    chunks: list
+    chunk_vecs: np.ndarray
+
+
+def embed_transcript(t: Transcript, embedder, opts: ChunkOptions, episode_id: str | None = None) -> Embedded:
+    """Sentences → their vectors → chapters (published win, else detected from those vectors) → windows
+    that never straddle a chapter → the windows' vectors. The one recipe: ingest's writer and the batch
+    engines' embed workers (pipelines/ray_ingest.py) both call it, so their windows are the same texts."""
+    from .chapter_detect import episode_chapters
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return embedder.encode_passages(texts) if texts else np.zeros((0, 1), np.float32)
+
+    sents = chunking.sentences(t, opts)
+    sent_vecs = encode([s.text for s in sents])
+    chapters = episode_chapters(t.chapters, sents, sent_vecs, t.duration)
+    chunks = chunking.windows(sents, episode_id or t.episode_id, opts, [c.start for c in chapters])
+    return Embedded(sents, sent_vecs, chapters, chunks, encode([c.text for c in chunks]))
 
 
 def _first_line(e: BaseException) -> str:
