@@ -331,13 +331,22 @@ class Pipeline(Housekeeping):
         t = self.reusable(ep)
         if t is not None:
             return Transcribed(ep, t, fresh=False)
+        from .transcripts import candidates
+
+        tried = {r.url for r in candidates(ep, self.opts.captions)}  # before the download may learn more
         t = self._existing_transcript(ep, report)
         if t is not None:
             return Transcribed(ep, t)
-        media = sources.download(ep, self.layout.media, max_bytes=self.opts.max_bytes, force=self.opts.force,
-                                 allow_private=self.opts.allow_private_urls,
-                                 progress=lambda done, total, ep=ep: self.progress("download", episode=ep,
-                                                                                    done=done, total=total))
+        try:
+            media = sources.download(ep, self.layout.media, max_bytes=self.opts.max_bytes, force=self.opts.force,
+                                     allow_private=self.opts.allow_private_urls,
+                                     progress=lambda done, total, ep=ep: self.progress("download", episode=ep,
+                                                                                        done=done, total=total))
+        except SourceError as e:
+            t = self._captions_instead(ep, tried, e.reason, report)
+            if t is None:
+                raise
+            return Transcribed(ep, t)
         if self.opts.max_duration:  # the file's own length, before any decoding: itunes:duration may lie
             from .mediacache import media_duration
             from .transcribe import media_duration as container_duration
@@ -354,18 +363,33 @@ class Pipeline(Housekeeping):
         report.warnings.append(msg)
         self.progress("warning", message=msg, episode=ep)
 
-    def _existing_transcript(self, ep: Episode, report: IngestReport) -> Transcript | None:
+    def _existing_transcript(self, ep: Episode, report: IngestReport, policy: str = "",
+                             otherwise: str = "transcribing instead") -> Transcript | None:
         """Publisher transcript or captions, per --captions; warnings name the transcript URL."""
-        if self.opts.captions == "never" or not ep.transcripts:
+        policy = policy or self.opts.captions
+        if policy == "never" or not ep.transcripts:
             return None
         from .transcripts import fetch_existing
 
-        t, warnings = fetch_existing(ep, self.opts.captions, self._fetcher(ep))
+        t, warnings = fetch_existing(ep, policy, self._fetcher(ep), otherwise)
         for w in warnings:
             self._warn(ep, report, w)
         if t is not None:
             self._check_duration(t.duration, "transcript ends at ")
             t.chapters = self._chapters(ep, report)
+        return t
+
+    def _captions_instead(self, ep: Episode, tried: set[str], failure: str, report: IngestReport
+                          ) -> Transcript | None:
+        """When the media cannot be fetched (a site blocking downloads), the captions not tried yet (those
+        yt-dlp's extraction found, auto-captions under --captions prefer) beat no episode: one warning
+        names the failure. --captions never keeps its word: no existing transcript is used."""
+        if self.opts.captions == "never":
+            return None
+        left = replace(ep, transcripts=[r for r in ep.transcripts if r.url not in tried])
+        t = self._existing_transcript(left, report, "any", "the media download failed too")
+        if t is not None:
+            self._warn(ep, report, f"media download failed ({failure}); indexed from its {t.source} instead")
         return t
 
     def _check_duration(self, seconds: float | None, what: str = "") -> None:

@@ -379,6 +379,15 @@ class _TooBig(Exception):
     pass
 
 
+def _learn_captions(ep: Episode, info: dict) -> None:
+    """Add the caption tracks (creator and automatic) of the full extraction to ep.transcripts: a playlist's
+    flat entries arrive without them, and when the media then fails they can still index the episode."""
+    from .transcripts import caption_refs
+
+    known = {r.url for r in ep.transcripts}
+    ep.transcripts += [r for r in caption_refs(info, ep.language or None, "any") if r.url not in known]
+
+
 def download(ep: Episode, tmp: Path, name: str, max_bytes: int, progress, allow_private: bool | None, *,
              label: str, origin: net.Origin | None) -> Path:
     """Download a page's media with yt-dlp into tmp/<name>.<ext> (the caller verifies and caches it).
@@ -400,6 +409,7 @@ def _download(ep: Episode, tmp: Path, name: str, max_bytes: int, progress, allow
         through the guard); a live stream would go to ffmpeg, outside it (and has no end to index)."""
 
         def run(self, info):
+            _learn_captions(ep, info)
             if info.get("is_live"):
                 raise net.Refused("a live stream: talkindex indexes recordings (rerun once it has ended)")
             chain = guard.chain or net.origins_of(guard.typed_host)
