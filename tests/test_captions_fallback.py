@@ -1,16 +1,18 @@
-"""A blocked media download still leaves a searchable episode when captions come through, over loopback
-through the real CLI: the page's media always answers 403 (a site refusing downloads), its
+"""Captions first, and a blocked media download still leaving a searchable episode when captions come
+through, over loopback: the page's media always answers 403 (a site refusing downloads), its
 <track kind="captions"> works.
 
-The first case models a playlist's flat entry (a YouTube playlist or channel): the episode arrives
-without caption tracks, and only the download's own extraction sees them — here the page gains its
-<track> from its third request on (talkindex's sniff and yt-dlp's resolve saw none)."""
+LATE models a playlist's flat entry (a YouTube playlist or channel): the episode arrives without caption
+tracks and only the download's own extraction sees them — here the page gains its <track> from its third
+request on (talkindex's sniff and yt-dlp's resolve saw none). The auto-captions case goes through the
+Pipeline in-process, with the episode a YouTube video with only automatic captions resolves to (yt-dlp's
+generic extractor never offers automatic captions); its download and caption fetch are real, over loopback."""
 
 from __future__ import annotations
 
 import json
 
-from conftest import SAMPLES
+from conftest import SAMPLES, run_cli
 from loopback import routes
 from test_polite import FORBIDDEN, ingest
 from test_transcripts_first import TRUTH, vtt
@@ -34,22 +36,41 @@ def lines(stderr: str, kind: str) -> list[str]:
     return [ln for ln in stderr.splitlines() if ln.startswith(f"talkindex: {kind}:")]
 
 
-def test_blocked_media_indexed_from_the_captions_its_extraction_found(tmp_path):
+def test_captions_found_by_the_download_extraction_come_before_any_media_byte(tmp_path):
     with routes({"/page": LATE, "/talk.mp3": FORBIDDEN, "/talk.vtt": VTT}) as (base, hits):
         p, _ = ingest(f"{base}/page", "--json", home=tmp_path / "home")
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 0 and not lines(p.stderr, "warning"), p.stderr
     [result] = [json.loads(x) for x in p.stdout.splitlines()]
     assert result["status"] == "indexed" and result["transcript_source"] == "captions", result
-    [warning] = lines(p.stderr, "warning")[-1:]
-    assert warning.startswith(f"talkindex: warning: {base}/page: media download failed (") and "403" in warning
-    assert warning.endswith("; indexed from its captions instead"), warning
-    assert "loading whisper model" not in p.stderr and not lines(p.stderr, "error"), p.stderr
-    assert hits["/talk.mp3"] >= 3 and hits["/talk.vtt"] == 1, hits  # retried, then the captions
-    from conftest import run_cli
-
+    assert hits["/talk.mp3"] == 0 and hits["/talk.vtt"] == 1 and hits["/page"] == 3, hits
+    assert "loading whisper model" not in p.stderr
     found = json.loads(run_cli("ask", "what is training serving skew", "--json", home=tmp_path / "home",
                                check=True).stdout)
     assert found and found[0]["transcript_source"] == "captions", found
+
+
+def test_blocked_media_indexed_from_auto_captions_under_prefer(tmp_path, monkeypatch):
+    from talkindex import ytdl
+    from talkindex.pipeline import IngestOptions, Pipeline
+    from talkindex.records import Episode, TranscriptRef
+
+    monkeypatch.setattr(ytdl, "BACKOFF_S", 0.1)
+    monkeypatch.setattr(ytdl, "SLEEP_REQUESTS_S", 0.0)
+    events: list[tuple[str, dict]] = []
+    with routes({"/watch": page(False), "/talk.mp3": FORBIDDEN, "/auto.vtt": VTT}) as (base, hits):
+        ep = Episode(id="youtube-auto1", title="A talk", source=f"{base}/watch", media_url=f"{base}/watch",
+                     webpage_url=f"{base}/watch", extractor="Youtube", language="en",
+                     transcripts=[TranscriptRef(f"{base}/auto.vtt", "text/vtt", "en", "captions", "auto-captions")])
+        pipe = Pipeline(tmp_path / "home", IngestOptions(captions="prefer"),
+                        progress=lambda e, **d: events.append((e, d)))
+        report = pipe.ingest([ep.source], resolve=lambda s: [ep])
+    assert report.ok, report
+    [r] = report.results
+    assert r.status == "indexed" and r.transcript_source == "auto-captions", r
+    warnings = [d["message"] for e, d in events if e == "warning"]
+    assert len(warnings) == 1 and warnings[0].startswith(f"{base}/watch: media download failed ("), warnings
+    assert "403" in warnings[0] and warnings[0].endswith("; indexed from its auto-captions instead"), warnings
+    assert hits["/talk.mp3"] >= 3 and hits["/auto.vtt"] == 1, hits  # auto-captions only once the media failed
 
 
 def test_captions_listed_by_the_page_come_first_no_download(tmp_path):
@@ -64,10 +85,10 @@ def test_blocked_media_and_dead_captions_name_both(tmp_path):
     with routes({"/page": LATE, "/talk.mp3": FORBIDDEN, "/talk.vtt": GONE}) as (base, hits):
         p, _ = ingest(f"{base}/page", home=tmp_path / "home")
     assert p.returncode == 1, p.stderr
-    assert lines(p.stderr, "warning")[-1] == (f"talkindex: warning: {base}/page: transcript {base}/talk.vtt: "
-                                              "HTTP 404; the media download failed too"), p.stderr
+    assert f"talkindex: warning: {base}/page: transcript {base}/talk.vtt: HTTP 404" in p.stderr, p.stderr
     [error] = lines(p.stderr, "error")
     assert error.startswith(f"talkindex: error: {base}/page: ") and "403" in error and "--cookies" in error
+    assert hits["/talk.vtt"] == 1, hits  # tried once, not again after the media failed
 
 
 def test_captions_never_keeps_its_word(tmp_path):

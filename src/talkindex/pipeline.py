@@ -338,10 +338,15 @@ class Pipeline(Housekeeping):
         if t is not None:
             return Transcribed(ep, t)
         try:
-            media = sources.download(ep, self.layout.media, max_bytes=self.opts.max_bytes, force=self.opts.force,
-                                     allow_private=self.opts.allow_private_urls,
-                                     progress=lambda done, total, ep=ep: self.progress("download", episode=ep,
-                                                                                        done=done, total=total))
+            try:
+                media = self._download(ep, self.opts.captions)
+            except sources.CaptionsFound:  # a playlist entry's captions: known only now, tried before media
+                t = self._existing_transcript(replace(ep, transcripts=[r for r in ep.transcripts
+                                                                       if r.url not in tried]), report)
+                if t is not None:
+                    return Transcribed(ep, t)
+                tried |= {r.url for r in candidates(ep, self.opts.captions)}
+                media = self._download(ep, "")
         except SourceError as e:
             t = self._captions_instead(ep, tried, e.reason, report)
             if t is None:
@@ -353,6 +358,12 @@ class Pipeline(Housekeeping):
 
             self._check_duration(media_duration(Path(media)) or container_duration(Path(media)))
         return media
+
+    def _download(self, ep: Episode, captions_first: str) -> Path:
+        return sources.download(ep, self.layout.media, max_bytes=self.opts.max_bytes, force=self.opts.force,
+                                allow_private=self.opts.allow_private_urls, captions_first=captions_first,
+                                progress=lambda done, total, ep=ep: self.progress("download", episode=ep,
+                                                                                   done=done, total=total))
 
     def _fetcher(self, ep: Episode) -> Callable[[str], tuple[bytes, str]]:
         """Fetch a document an episode names (transcript, chapters) under the episode's SSRF rule."""

@@ -379,26 +379,38 @@ class _TooBig(Exception):
     pass
 
 
-def _learn_captions(ep: Episode, info: dict) -> None:
-    """Add the caption tracks (creator and automatic) of the full extraction to ep.transcripts: a playlist's
-    flat entries arrive without them, and when the media then fails they can still index the episode."""
-    from .transcripts import caption_refs
+class CaptionsFound(SourceError):
+    """The download's own extraction found caption tracks the caller's --captions policy takes (they are
+    now in ep.transcripts): it stopped before any media byte, so that captions come first."""
+
+
+class _Stop(Exception):
+    pass
+
+
+def _learn_captions(ep: Episode, info: dict, policy: str) -> bool:
+    """Add the caption tracks (creator and automatic) of the full extraction to ep.transcripts — a
+    playlist's flat entries arrive without them — and say whether `policy` takes one of the new ones."""
+    from .transcripts import POLICIES, caption_refs
 
     known = {r.url for r in ep.transcripts}
-    ep.transcripts += [r for r in caption_refs(info, ep.language or None, "any") if r.url not in known]
+    new = [r for r in caption_refs(info, ep.language or None, "any") if r.url not in known]
+    ep.transcripts += new
+    return any(r.source in POLICIES.get(policy, ()) for r in new)
 
 
 def download(ep: Episode, tmp: Path, name: str, max_bytes: int, progress, allow_private: bool | None, *,
-             label: str, origin: net.Origin | None) -> Path:
+             label: str, origin: net.Origin | None, captions_first: str = "") -> Path:
     """Download a page's media with yt-dlp into tmp/<name>.<ext> (the caller verifies and caches it).
 
-    origin: the Origin of the document that named ep.media_url (a feed), or None for a typed page."""
+    origin: the Origin of the document that named ep.media_url (a feed), or None for a typed page.
+    captions_first: a --captions policy; CaptionsFound when the extraction finds new tracks it takes."""
     return with_backoff(lambda: _download(ep, tmp, name, max_bytes, progress, allow_private, label=label,
-                                          origin=origin), label)
+                                          origin=origin, captions_first=captions_first), label)
 
 
 def _download(ep: Episode, tmp: Path, name: str, max_bytes: int, progress, allow_private: bool | None, *,
-              label: str, origin: net.Origin | None) -> Path:
+              label: str, origin: net.Origin | None, captions_first: str = "") -> Path:
     import yt_dlp
     from yt_dlp.postprocessor.common import PostProcessor
 
@@ -409,7 +421,8 @@ def _download(ep: Episode, tmp: Path, name: str, max_bytes: int, progress, allow
         through the guard); a live stream would go to ffmpeg, outside it (and has no end to index)."""
 
         def run(self, info):
-            _learn_captions(ep, info)
+            if _learn_captions(ep, info, captions_first):
+                raise _Stop()
             if info.get("is_live"):
                 raise net.Refused("a live stream: talkindex indexes recordings (rerun once it has ended)")
             chain = guard.chain or net.origins_of(guard.typed_host)
@@ -446,10 +459,14 @@ def _download(ep: Episode, tmp: Path, name: str, max_bytes: int, progress, allow
             ydl.download([ep.media_url])
     except _TooBig:
         raise SourceError(label, f"larger than the {max_bytes}-byte limit") from None
+    except _Stop:
+        raise CaptionsFound(label, "captions found before the download") from None
     except (yt_dlp.utils.YoutubeDLError, OSError, net.NetError) as e:
         inner = getattr(e, "exc_info", None)
         if inner and isinstance(inner[1], _TooBig):
             raise SourceError(label, f"larger than the {max_bytes}-byte limit") from None
+        if inner and isinstance(inner[1], _Stop):
+            raise CaptionsFound(label, "captions found before the download") from None
         raise SourceError(label, str(guard.refused or _cause(e) or short(e))) from None
     if guard.refused:  # a fragment refused and skipped: what arrived is not the whole media
         raise SourceError(label, str(guard.refused))
