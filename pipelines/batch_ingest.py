@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
 
-from talkindex import sources  # noqa: E402
+from talkindex import sources, ytdl  # noqa: E402
 from talkindex.errors import TalkindexError  # noqa: E402
 from talkindex.pipeline import IngestReport, Pipeline  # noqa: E402
 from talkindex.records import Episode  # noqa: E402
@@ -78,7 +78,7 @@ def drop_media(p: Pipeline, report: IngestReport, episodes: dict[str, Episode]) 
     for r in report.results:
         ep = episodes.get(r.episode_id)
         if r.status == "indexed" and ep is not None and not ep.local:
-            for f in p.layout.media.glob(f"{sources.safe_id(ep.id)}.*"):
+            for f in p.layout.media.glob(f"{ytdl.safe_id(ep.id)}.*"):
                 f.unlink(missing_ok=True)
 
 

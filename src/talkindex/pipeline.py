@@ -29,34 +29,18 @@ from .bm25 import KeywordIndex
 from .budget import HostBudget
 from .errors import ModelError, SourceError, TalkindexError
 from .fsutil import atomic_write_text, disk_full, open_new, replace_durably
-from .home import DEFAULT_EMBEDDER, ChunkOptions, IndexConfig, Layout, WriterLock, default_embedders
+from .home import IndexConfig, Layout, WriterLock, default_embedders
 from .housekeeping import Housekeeping
 from .records import TRUSTED, Episode, Status, Transcript
+from .requests import IngestOptions
 from .store import Store
 from .textsafe import line
 from .vectors import VectorIndex
+from .ytdl import CaptionsFound
 
 log = logging.getLogger("talkindex")
 
 Progress = Callable[..., None]  # progress(event, **data); the CLI renders it, the library never prints
-
-
-@dataclass
-class IngestOptions:
-    """Options of one ingest run. None means "what the home's saved config says" (else the default)."""
-
-    model: str | None = None
-    device: str = "auto"
-    compute_type: str = "auto"
-    batch_size: int = 0
-    beam_size: int = 1
-    embedder: str | list[str] | None = None  # one name, "a+b", or a list: the ensemble (home.split_embedders)
-    chunk: ChunkOptions | None = None
-    force: bool = False
-    max_duration: float | None = None  # seconds; longer media is refused
-    max_bytes: int = 4 * 2**30
-    captions: str = "prefer"  # prefer | any | never: existing transcripts before ASR
-    allow_private_urls: bool = False  # let remote documents point at private/loopback addresses
 
 
 @dataclass
@@ -101,7 +85,7 @@ class Failed:
 Job = Transcribed | Failed
 
 
-class Pipeline(Housekeeping):
+class Pipeline:
     """Ingests a batch into one home: the only writer (see the module docstring)."""
 
     def __init__(self, home: Path, options: IngestOptions | None = None, progress: Progress | None = None, *,
@@ -109,19 +93,20 @@ class Pipeline(Housekeeping):
         self.layout = Layout(Path(home))
         self.opts = options or IngestOptions()
         self.progress = progress or (lambda event, **data: None)
-        self.store = Store(self.layout.db, writer=True)
+        self.store = Store(self.layout, writer=True)
         self.vectors = VectorIndex(self.layout.vectors)
         self.notice: str | None = None  # e.g. "mpnet not installed: MiniLM alone" (said once per run)
-        self.config = self._wanted_config(self.layout.load_config() if self.layout.config.exists() else None)
+        self.config = self._wanted_config()
         self.keywords = KeywordIndex(self.layout.keywords, self.config.keywords)
+        self.housekeeping = Housekeeping(self.layout, self.store, self.vectors, self.keywords, self._index_episode,
+                                         self.progress)
         self._transcriber = transcriber
         self._embedder = embedder
 
-    def _wanted_config(self, saved: IndexConfig | None) -> IndexConfig:
+    def _wanted_config(self) -> IndexConfig:
+        saved = self.store.built_config(IndexConfig())
         base = saved or IndexConfig()
-        if saved is None and self.layout.db.exists():  # a home made before config.json existed
-            base = IndexConfig().with_options(embedder=self.store.get_meta("embedder") or DEFAULT_EMBEDDER)
-        elif saved is None and self.opts.embedder is None:  # a new home: the ensemble, if installed
+        if saved is None and self.opts.embedder is None:  # a new home: the ensemble, if installed
             names, self.notice = default_embedders()
             base = replace(base, embedders=names)
         return base.with_options(model=self.opts.model, embedder=self.opts.embedder, chunk=self.opts.chunk)
@@ -177,10 +162,6 @@ class Pipeline(Housekeeping):
     ) -> IngestReport:
         """`resolve` (default `sources.resolve`) and `run` (default: download/transcribe here, write in
         the writer thread) let batch engines (pipelines/ray_ingest.py) plug in; the writer side stays here."""
-        from .transcripts import POLICIES
-
-        if self.opts.captions not in POLICIES:
-            raise ModelError(f"--captions {self.opts.captions}: use one of {', '.join(POLICIES)}")
         report = IngestReport(input_errors=list(input_errors or []))
         self.layout.check_usable(write=True)
         with WriterLock(self.layout):
@@ -190,7 +171,7 @@ class Pipeline(Housekeeping):
                     report.warnings.append(self.notice)
                     self.progress("warning", message=self.notice)
                 self.apply_config()
-                self.reconcile()
+                self.housekeeping.reconcile()
             except Exception as e:
                 if not disk_full(e):
                     raise
@@ -213,10 +194,7 @@ class Pipeline(Housekeeping):
 
     def apply_config(self) -> None:
         """Bring the home to the wanted config: re-embed or re-chunk stored transcripts, never re-transcribe."""
-        saved = self.layout.load_config()
-        if saved is None:
-            saved = IndexConfig().with_options(embedder=self.store.get_meta("embedder") or self.config.embedder,
-                                chunk=self.config.chunk, keywords=self.config.keywords)
+        saved = self.store.built_config(self.config, self.config.embedder) or self.config  # old home: keep chunking
         changes = saved.diff(self.config)
         has_data = bool(self.store.statuses())
         if "embed" in changes and has_data:
@@ -248,10 +226,7 @@ class Pipeline(Housekeeping):
         return list(seen.values())
 
     def _resolve(self, src: str) -> list[Episode]:
-        try:
-            return sources.resolve(src, allow_private=self.opts.allow_private_urls)
-        except TypeError:  # sources without the keyword (older batch hooks)
-            return sources.resolve(src)
+        return sources.resolve(src, allow_private=self.opts.allow_private_urls)
 
     def _plan(self, episodes: list[Episode], report: IngestReport) -> list[Episode]:
         states = self.store.statuses()
@@ -340,7 +315,7 @@ class Pipeline(Housekeeping):
         try:
             try:
                 media = self._download(ep, self.opts.captions)
-            except sources.CaptionsFound:  # a playlist entry's captions: known only now, tried before media
+            except CaptionsFound:  # a playlist entry's captions: known only now, tried before media
                 t = self._existing_transcript(replace(ep, transcripts=[r for r in ep.transcripts
                                                                        if r.url not in tried]), report)
                 if t is not None:
@@ -520,7 +495,7 @@ class Pipeline(Housekeeping):
 
     def finish(self) -> None:
         """End of a run (also after Ctrl-C): stale entries dropped, segments compacted, ONNX export."""
-        self.drop_orphans()  # re-indexed episodes (--force, re-chunking) left entries of their old chunks
+        self.housekeeping.drop_orphans()  # re-indexed episodes (--force, re-chunking) left entries of their old chunks
         self.vectors.compact()
         self.keywords.compact()
         if self._embedder is not None:
