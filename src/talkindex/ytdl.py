@@ -206,7 +206,8 @@ def _handler_class():
 
     def guarded_conn(conn) -> socket.socket:
         try:
-            return conn.talkindex_guard.connect(conn._dns_host, conn.port, conn.timeout, conn.source_address)
+            timeout = conn.timeout if isinstance(conn.timeout, (int, float)) else net.TIMEOUT  # not a sentinel
+            return conn.talkindex_guard.connect(conn._dns_host, conn.port, timeout, conn.source_address)
         except net.Refused:
             raise
         except socket.gaierror as e:
