@@ -198,6 +198,32 @@ def check(host: str, addresses: list[str], chain: list[Origin], allow_private: b
 # the guarded connection
 
 
+def connect(host: str, port: int, chain: list[Origin], allow_private: bool | None, timeout: float | None,
+            source_address: tuple[str, int] | None = None) -> tuple[socket.socket, Origin]:
+    """A socket connected to `host`, after `check` passed for every address it resolves to (an empty chain:
+    the user typed it), and the Origin it reached. The socket goes to a vetted address: no second lookup,
+    so DNS rebinding between check and connect is not possible. Every HTTP client talkindex drives
+    (its own, and yt-dlp's) connects through here."""
+    infos = _resolve(host, port)
+    addrs = list(dict.fromkeys(str(_ip(i[4][0])) for i in infos))
+    if chain:
+        check(host, addrs, chain, allow_private)
+    err: OSError | None = None
+    for family, kind, proto, _name, sockaddr in infos:
+        s = socket.socket(family, kind, proto)
+        try:
+            s.settimeout(timeout)
+            if source_address:
+                s.bind(source_address)
+            s.connect(sockaddr)
+        except OSError as e:
+            s.close()
+            err = e
+            continue
+        return s, Origin(str(_ip(sockaddr[0])), host)
+    raise err or OSError(f"cannot connect to {host}")
+
+
 class _Watch:
     """Per-request state: the origin chain, the live socket, and the stall watchdog."""
 
@@ -221,29 +247,12 @@ class _Watch:
     # socket.create_connection's signature, so http.client uses it unchanged
     def connect(self, address: tuple[str, int], timeout: float | None = None,
                 source_address: tuple[str, int] | None = None) -> socket.socket:
-        host, port = address
-        infos = _resolve(host, port)
-        addrs = list(dict.fromkeys(str(_ip(i[4][0])) for i in infos))
-        if self.chain:
-            check(host, addrs, self.chain, self.allow_private)
-        err: OSError | None = None
-        for family, kind, proto, _name, sockaddr in infos:
-            s = socket.socket(family, kind, proto)
-            try:
-                s.settimeout(self.timeout if timeout is None else timeout)
-                if source_address:
-                    s.bind(source_address)
-                s.connect(sockaddr)  # a vetted address: no second DNS lookup
-            except OSError as e:
-                s.close()
-                err = e
-                continue
-            self.peer = Origin(str(_ip(sockaddr[0])), host)
-            self.chain.append(self.peer)
-            self.sock = s
-            self.hop_started = time.monotonic()
-            return s
-        raise err or OSError(f"cannot connect to {host}")
+        s, self.peer = connect(address[0], address[1], self.chain, self.allow_private,
+                               self.timeout if timeout is None else timeout, source_address)
+        self.chain.append(self.peer)
+        self.sock = s
+        self.hop_started = time.monotonic()
+        return s
 
     def start(self) -> None:
         if not self._thread.is_alive():

@@ -36,6 +36,7 @@ from .requests import IngestOptions
 from .store import Store
 from .textsafe import line
 from .vectors import VectorIndex
+from .ytdl import CaptionsFound
 
 log = logging.getLogger("talkindex")
 
@@ -312,19 +313,40 @@ class Pipeline:
         return Transcribed(ep, t) if t is not None else None
 
     def _obtain(self, ep: Episode, report: IngestReport) -> Transcribed | Path:
-        """A stored or existing (publisher/captions) transcript, or the downloaded media to transcribe."""
+        """A stored or existing (publisher/captions) transcript, or the downloaded media to transcribe; a
+        failed download falls back to captions not tried yet (one warning)."""
+        from .transcripts import candidates
+
+        tried = {r.url for r in candidates(ep, self.opts.captions)}  # what existing() tries, before the download
         got = self.existing(ep, report)
         if got is not None:
             return got
-        media = sources.download(ep, self.layout.media, max_bytes=self.opts.max_bytes, force=self.opts.force,
-                                 allow_private=self.opts.allow_private_urls,
-                                 progress=lambda done, total, ep=ep: self.progress("download", episode=ep,
-                                                                                    done=done, total=total))
+        try:
+            try:
+                media = self._download(ep, self.opts.captions)
+            except CaptionsFound:  # a playlist entry's captions: known only now, tried before media
+                t = self._existing_transcript(replace(ep, transcripts=[r for r in ep.transcripts
+                                                                       if r.url not in tried]), report)
+                if t is not None:
+                    return Transcribed(ep, t)
+                tried |= {r.url for r in candidates(ep, self.opts.captions)}
+                media = self._download(ep, "")
+        except SourceError as e:
+            t = self._captions_instead(ep, tried, e.reason, report)
+            if t is None:
+                raise
+            return Transcribed(ep, t)
         if self.opts.max_duration:  # the file's own length, before any decoding: itunes:duration may lie
             from .mediacache import media_duration
 
             self._check_duration(media_duration(Path(media)))
         return media
+
+    def _download(self, ep: Episode, captions_first: str) -> Path:
+        return sources.download(ep, self.layout.media, max_bytes=self.opts.max_bytes, force=self.opts.force,
+                                allow_private=self.opts.allow_private_urls, captions_first=captions_first,
+                                progress=lambda done, total, ep=ep: self.progress("download", episode=ep,
+                                                                                   done=done, total=total))
 
     def _fetcher(self, ep: Episode) -> Callable[[str], tuple[bytes, str]]:
         """Fetch a document an episode names (transcript, chapters) under the episode's SSRF rule."""
@@ -335,18 +357,33 @@ class Pipeline:
         report.warnings.append(msg)
         self.progress("warning", message=msg, episode=ep)
 
-    def _existing_transcript(self, ep: Episode, report: IngestReport) -> Transcript | None:
+    def _existing_transcript(self, ep: Episode, report: IngestReport, policy: str = "",
+                             otherwise: str = "transcribing instead") -> Transcript | None:
         """Publisher transcript or captions, per --captions; warnings name the transcript URL."""
-        if self.opts.captions == "never" or not ep.transcripts:
+        policy = policy or self.opts.captions
+        if policy == "never" or not ep.transcripts:
             return None
         from .transcripts import fetch_existing
 
-        t, warnings = fetch_existing(ep, self.opts.captions, self._fetcher(ep))
+        t, warnings = fetch_existing(ep, policy, self._fetcher(ep), otherwise)
         for w in warnings:
             self._warn(ep, report, w)
         if t is not None:
             self._check_duration(t.duration, "transcript ends at ")
             t.chapters = self.chapters(ep, report)
+        return t
+
+    def _captions_instead(self, ep: Episode, tried: set[str], failure: str, report: IngestReport
+                          ) -> Transcript | None:
+        """When the media cannot be fetched (a site blocking downloads), the captions not tried yet (those
+        yt-dlp's extraction found, auto-captions under --captions prefer) beat no episode: one warning
+        names the failure. --captions never keeps its word: no existing transcript is used."""
+        if self.opts.captions == "never":
+            return None
+        left = replace(ep, transcripts=[r for r in ep.transcripts if r.url not in tried])
+        t = self._existing_transcript(left, report, "any", "the media download failed too")
+        if t is not None:
+            self._warn(ep, report, f"media download failed ({failure}); indexed from its {t.source} instead")
         return t
 
     def _check_duration(self, seconds: float | None, what: str = "") -> None:

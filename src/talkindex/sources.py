@@ -306,11 +306,13 @@ _MIME_EXT = {"audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/mp4": "m4a", "audio
 
 def download(episode: Episode, cache_dir: Path, *, max_bytes: int = 4 * 2**30,
              progress: Callable[[int, int | None], None] | None = None, force: bool = False,
-             allow_private: bool | None = None) -> Path:
+             allow_private: bool | None = None, captions_first: str = "") -> Path:
     """Local path of the episode's verified media, downloading it into cache_dir (as <id>.<ext>) if needed.
 
     force: download again even when a verified copy is cached (--force). allow_private: --allow-private-urls
-    (None: net.ALLOW_PRIVATE). Raises SourceError named as `episode_input(episode)` (the input as typed)."""
+    (None: net.ALLOW_PRIVATE). Raises SourceError named as `episode_input(episode)` (the input as typed).
+    captions_first: a --captions policy; yt-dlp pages raise ytdl.CaptionsFound (before any media byte) when
+    their extraction finds caption tracks it takes, added to episode.transcripts."""
     label = episode_input(episode)
     if episode.local:
         p = Path(episode.media_url)
@@ -343,7 +345,8 @@ def download(episode: Episode, cache_dir: Path, *, max_bytes: int = 4 * 2**30,
                                     label, forbidden=False)
         else:
             got = ytdl.download(episode, tmp, name, max_bytes, progress, allow_private,
-                                label=label, origin=origin_of(episode) if episode.extractor == "rss" else None)
+                                label=label, origin=origin_of(episode) if episode.extractor == "rss" else None,
+                                captions_first=captions_first)
         try:
             info = mediacache.verify(got)
         except ValueError as e:

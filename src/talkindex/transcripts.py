@@ -496,9 +496,9 @@ def _coverage(t: Transcript, episode: Episode) -> str | None:
     return None
 
 
-def fetch_existing(episode: Episode, policy: str, fetch: Callable[[str], tuple[bytes, str]]
-                   ) -> tuple[Transcript | None, list[str]]:
-    """The first usable existing transcript for `episode` (or None → transcribe) and warning lines.
+def fetch_existing(episode: Episode, policy: str, fetch: Callable[[str], tuple[bytes, str]],
+                   otherwise: str = "transcribing instead") -> tuple[Transcript | None, list[str]]:
+    """The first usable existing transcript for `episode` (or None → `otherwise`) and warning lines.
 
     `fetch(url)` returns (body, content_type) and raises SourceError on network failure. Chapters are
     left empty (see `fetch_chapters`); duration is the last cue's end.
@@ -529,7 +529,7 @@ def fetch_existing(episode: Episode, policy: str, fetch: Callable[[str], tuple[b
         return t, [f"transcript {u}: {r}; used {ref.url} instead" for u, r in failures]
     more = len(refs) - MAX_TRIES
     untried = [f"{more} more offered transcript(s) not tried (at most {MAX_TRIES} per episode)"] if more > 0 else []
-    return None, [f"transcript {u}: {r}; transcribing instead" for u, r in failures] + untried
+    return None, [f"transcript {u}: {r}; {otherwise}" for u, r in failures] + untried
 
 
 def cap(t: Transcript) -> None:

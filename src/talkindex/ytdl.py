@@ -1,15 +1,19 @@
 """yt-dlp: resolving pages/playlists/channels/searches into episodes, and downloading their media.
 
-Why separate: yt-dlp is slow to import and has its own networking. Our SSRF rule reaches it through a
-`before_dl` post-processor that checks the chosen format URLs against the typed page's host class
-before any media byte is fetched (redirects inside yt-dlp are not seen; see net for the rule).
+Why separate: yt-dlp is slow to import and has its own networking. Our SSRF rule reaches all of it: the
+only request handler a YoutubeDL of ours has connects through `net.connect` (see `Guard`), so its page,
+API, manifest, caption and media requests, and every redirect hop, are held to the typed page's host
+class (or the naming feed's origin), and a refusal is one line naming the input as typed.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
+import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -136,29 +140,119 @@ def short(e: BaseException) -> str:
 
 
 MAX_READ_BYTES = 32 * 2**20  # one page, API answer or player script that yt-dlp reads whole (decompressed)
-_capped = False
 
 
-def _cap_whole_reads() -> None:
-    """Give yt-dlp's whole-body reads (pages, API answers: `read()` without a size) a decompressed cap.
+class Guard:
+    """net's address rule for every connection of one yt-dlp run: pages, API calls, playlists, captions
+    and media, each redirect hop included (yt-dlp follows links no document of ours has seen).
 
-    Its media downloads read in blocks and are capped by max_filesize; a page read whole was not: a
-    server answering yt-dlp's second fetch with a gzip bomb drove it past 4 GB. A request handler of
-    ours (yt-dlp's requests handler, preferred over the others) reads such bodies in 1 MiB steps."""
-    global _capped
-    if _capped:
-        return
-    _capped = True
-    try:
-        from yt_dlp.networking import _requests
-        from yt_dlp.networking.common import register_preference, register_rh
-        from yt_dlp.networking.exceptions import TransportError
-    except ImportError:  # no `requests`: yt-dlp falls back to urllib (uncapped)
-        return
+    A typed http(s) URL is trusted as typed: the first connection to its host is not checked, and the
+    address it reached becomes the origin everything else is held to (as net does for a typed URL's
+    redirects). Otherwise (a feed's item, a `ytsearch:`) the origin is the naming document's, or PUBLIC."""
 
-    class TalkindexCappedRH(_requests.RequestsRH):
+    def __init__(self, typed: str, origin: net.Origin | None, allow_private: bool | None) -> None:
+        parts = urlsplit(typed.strip())
+        web = origin is None and parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        self.typed_host = (parts.hostname or "").lower() if web else ""
+        self.chain: list[net.Origin] | None = None if web else [origin or net.PUBLIC]
+        self.allow_private = allow_private
+        self.refused: net.Refused | None = None  # the first refusal: yt-dlp's retries and reports lose it
+        self._lock = threading.Lock()
+
+    def connect(self, host: str, port: int, timeout: float | None,
+                source_address: tuple[str, int] | None) -> socket.socket:
+        with self._lock:
+            chain = self.chain
+            first = chain is None and host.lower().strip("[]") == self.typed_host
+        if chain is None and not first:  # yt-dlp went elsewhere before the typed host: hold it to that host
+            chain = net.origins_of(self.typed_host)
+        try:
+            sock, peer = net.connect(host, port, [] if first else chain, self.allow_private, timeout,
+                                     source_address)
+        except net.Refused as e:
+            self.refused = self.refused or e
+            raise
+        if first:
+            with self._lock:
+                self.chain = self.chain or [peer]
+        return sock
+
+
+def _cause(e: BaseException | None) -> net.NetError | None:
+    """The net.NetError (a refusal, a stall) at the root of a yt-dlp error, however deeply wrapped."""
+    seen: set[int] = set()
+    todo = [e]
+    while todo:
+        x = todo.pop()
+        if x is None or id(x) in seen or len(seen) > 50:
+            continue
+        seen.add(id(x))
+        if isinstance(x, net.NetError):
+            return x
+        inner = getattr(x, "exc_info", None)
+        todo += [getattr(x, "cause", None) if isinstance(getattr(x, "cause", None), BaseException) else None,
+                 inner[1] if isinstance(inner, tuple) and len(inner) > 1 else None, x.__cause__, x.__context__]
+    return None
+
+
+@functools.cache
+def _handler_class():
+    """yt-dlp's `requests` handler, with every connection made by `Guard.connect` and whole-body reads
+    (pages, API answers: `read()` without a size) capped at MAX_READ_BYTES decompressed (a gzip bomb
+    served only to yt-dlp's fetch drove it past 4 GB). Media is read in blocks and capped by max_filesize."""
+    import urllib3
+    from yt_dlp.networking import _requests
+    from yt_dlp.networking.exceptions import TransportError
+
+    def guarded_conn(conn) -> socket.socket:
+        try:
+            timeout = conn.timeout if isinstance(conn.timeout, (int, float)) else net.TIMEOUT  # not a sentinel
+            return conn.talkindex_guard.connect(conn._dns_host, conn.port, timeout, conn.source_address)
+        except net.Refused:
+            raise
+        except socket.gaierror as e:
+            raise urllib3.exceptions.NameResolutionError(conn.host, conn, e) from e
+        except TimeoutError as e:
+            raise urllib3.exceptions.ConnectTimeoutError(conn, f"connection to {conn.host} timed out") from e
+        except OSError as e:
+            raise urllib3.exceptions.NewConnectionError(conn, f"Failed to establish a new connection: {e}") from e
+
+    class Conn(urllib3.connection.HTTPConnection):
+        _new_conn = guarded_conn
+
+    class TLSConn(urllib3.connection.HTTPSConnection):
+        _new_conn = guarded_conn
+
+    def pool(base, conn_cls, guard: Guard):
+        class Pool(base):
+            ConnectionCls = conn_cls
+
+            def _new_conn(self):
+                conn = super()._new_conn()
+                conn.talkindex_guard = guard
+                return conn
+
+        return Pool
+
+    class TalkindexRH(_requests.RequestsRH):
+        _SUPPORTED_PROXY_SCHEMES = ()  # a proxy would be the only address the guard sees
+
+        def __init__(self, *args, guard: Guard, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.guard = guard
+
+        def _create_instance(self, cookiejar, legacy_ssl_support=None):
+            session = super()._create_instance(cookiejar, legacy_ssl_support)
+            manager = session.get_adapter("http://x").poolmanager
+            manager.pool_classes_by_scheme = {"http": pool(urllib3.HTTPConnectionPool, Conn, self.guard),
+                                              "https": pool(urllib3.HTTPSConnectionPool, TLSConn, self.guard)}
+            return session
+
         def _send(self, request):
-            resp = super()._send(request)
+            try:
+                resp = super()._send(request)
+            except net.Refused as e:
+                raise TransportError(cause=e) from e  # its message: the refusal; `_cause` finds it
             real = resp._real_read
 
             def capped(amt=None):
@@ -176,15 +270,30 @@ def _cap_whole_reads() -> None:
             resp._real_read = capped
             return resp
 
-    register_rh(TalkindexCappedRH)
-    register_preference(TalkindexCappedRH)(lambda rh, request: 1000)
+    return TalkindexRH
+
+
+def _ydl(opts: dict, guard: Guard):
+    """A YoutubeDL whose only request handler is ours: nothing it fetches escapes the guard (no urllib,
+    curl_cffi or websockets fallback; a request ours cannot serve fails)."""
+    import yt_dlp
+
+    rh = _handler_class()
+
+    class YDL(yt_dlp.YoutubeDL):
+        def build_request_director(self, handlers, preferences=None):
+            return super().build_request_director([functools.partial(rh, guard=guard)], preferences)
+
+    return YDL(opts)
 
 
 def _base_opts(logger: _YdlLogger) -> dict:
-    _cap_whole_reads()
     return {"quiet": True, "no_warnings": True, "noprogress": True, "logger": logger, "cachedir": False,
             "socket_timeout": net.TIMEOUT, "extractor_retries": 1, "http_headers": {"User-Agent": net.USER_AGENT},
-            "sleep_interval_requests": SLEEP_REQUESTS_S} | _cookie_opts()
+            "sleep_interval_requests": SLEEP_REQUESTS_S,
+            "proxy": "",  # as net: no proxy from the environment (the guard would only see the proxy)
+            "external_downloader": {"default": "native"},  # ffmpeg/aria2c would fetch outside the guard
+            } | _cookie_opts()
 
 
 def resolve(url: str, source: str) -> list[Episode]:
@@ -196,11 +305,12 @@ def _resolve(url: str, source: str) -> list[Episode]:
 
     opts = _base_opts(_YdlLogger()) | {"extract_flat": "in_playlist", "skip_download": True}
     try:
-        with yt_dlp.YoutubeDL(opts) as ydl:
+        guard = Guard(url, None, None)
+        with _ydl(opts, guard) as ydl:
             info = ydl.extract_info(url, download=False, process=False)
             episodes = list(_walk(ydl, info, source, {}, 0))
-    except (yt_dlp.utils.YoutubeDLError, OSError) as e:
-        raise SourceError(source, short(e)) from None
+    except (yt_dlp.utils.YoutubeDLError, OSError, net.NetError) as e:
+        raise SourceError(source, str(guard.refused or _cause(e) or short(e))) from None
     if not episodes:
         raise SourceError(source, "no videos or episodes found")
     unique = {ep.id: ep for ep in reversed(episodes)}
@@ -271,37 +381,55 @@ class _TooBig(Exception):
     pass
 
 
+class CaptionsFound(SourceError):
+    """The download's own extraction found caption tracks the caller's --captions policy takes (they are
+    now in ep.transcripts): it stopped before any media byte, so that captions come first."""
+
+
+class _Stop(Exception):
+    pass
+
+
+def _learn_captions(ep: Episode, info: dict, policy: str) -> bool:
+    """Add the caption tracks (creator and automatic) of the full extraction to ep.transcripts — a
+    playlist's flat entries arrive without them — and say whether `policy` takes one of the new ones."""
+    from .transcripts import POLICIES, caption_refs
+
+    known = {r.url for r in ep.transcripts}
+    new = [r for r in caption_refs(info, ep.language or None, "any") if r.url not in known]
+    ep.transcripts += new
+    return any(r.source in POLICIES.get(policy, ()) for r in new)
+
+
 def download(ep: Episode, tmp: Path, name: str, max_bytes: int, progress, allow_private: bool | None, *,
-             label: str, origin: net.Origin | None) -> Path:
+             label: str, origin: net.Origin | None, captions_first: str = "") -> Path:
     """Download a page's media with yt-dlp into tmp/<name>.<ext> (the caller verifies and caches it).
 
-    origin: the Origin of the document that named ep.media_url (a feed), or None for a typed page."""
+    origin: the Origin of the document that named ep.media_url (a feed), or None for a typed page.
+    captions_first: a --captions policy; CaptionsFound when the extraction finds new tracks it takes."""
     return with_backoff(lambda: _download(ep, tmp, name, max_bytes, progress, allow_private, label=label,
-                                          origin=origin), label)
+                                          origin=origin, captions_first=captions_first), label)
 
 
 def _download(ep: Episode, tmp: Path, name: str, max_bytes: int, progress, allow_private: bool | None, *,
-              label: str, origin: net.Origin | None) -> Path:
+              label: str, origin: net.Origin | None, captions_first: str = "") -> Path:
     import yt_dlp
     from yt_dlp.postprocessor.common import PostProcessor
 
-    typed = urlsplit(ep.source.strip())
+    guard = Guard(ep.source, origin, allow_private)
 
-    class _Guard(PostProcessor):
-        """Before any media byte is fetched: the chosen format URLs must pass the SSRF rule."""
+    class _Formats(PostProcessor):
+        """Before any media byte: the chosen formats must be fetched by yt-dlp itself over http(s) (so
+        through the guard); a live stream would go to ffmpeg, outside it (and has no end to index)."""
 
         def run(self, info):
-            formats = info.get("requested_formats") or [info]
-            chain = [origin or net.PUBLIC]
-            if origin is None and typed.scheme in ("http", "https") and typed.hostname:
-                try:  # a page the user typed: its media is held to the page host's class
-                    chain = net.origins_of(typed.hostname)
-                except OSError:
-                    chain = [net.PUBLIC]
-            for f in formats:
-                u = str(f.get("url") or "")
-                if u:
-                    net.check_url(u, chain, allow_private)
+            if _learn_captions(ep, info, captions_first):
+                raise _Stop()
+            if info.get("is_live"):
+                raise net.Refused("a live stream: talkindex indexes recordings (rerun once it has ended)")
+            chain = guard.chain or net.origins_of(guard.typed_host)
+            for f in info.get("requested_formats") or [info]:
+                net.check_url(str(f.get("url") or ""), chain, allow_private)
             return [], info
 
     samples: list[tuple[float, int]] = []
@@ -325,24 +453,25 @@ def _download(ep: Episode, tmp: Path, name: str, max_bytes: int, progress, allow
         "format": "bestaudio/best", "outtmpl": {"default": str(tmp / f"{name}.%(ext)s")},
         "max_filesize": max_bytes, "noplaylist": True, "retries": 2, "fragment_retries": 2,
         "continuedl": False, "overwrites": True, "updatetime": False, "progress_hooks": [hook],
-        "postprocessors": [],
+        "postprocessors": [], "skip_unavailable_fragments": False,  # a missing piece fails the download
     }
     try:
-        with yt_dlp.YoutubeDL(opts) as ydl:
-            ydl.add_post_processor(_Guard(), when="before_dl")
+        with _ydl(opts, guard) as ydl:
+            ydl.add_post_processor(_Formats(), when="before_dl")
             ydl.download([ep.media_url])
     except _TooBig:
         raise SourceError(label, f"larger than the {max_bytes}-byte limit") from None
-    except net.NetError as e:
-        raise SourceError(label, str(e)) from None
-    except (yt_dlp.utils.YoutubeDLError, OSError) as e:
+    except _Stop:
+        raise CaptionsFound(label, "captions found before the download") from None
+    except (yt_dlp.utils.YoutubeDLError, OSError, net.NetError) as e:
         inner = getattr(e, "exc_info", None)
-        inner = inner[1] if inner else None
-        if isinstance(inner, _TooBig):
+        if inner and isinstance(inner[1], _TooBig):
             raise SourceError(label, f"larger than the {max_bytes}-byte limit") from None
-        if isinstance(inner, net.NetError):
-            raise SourceError(label, str(inner)) from None
-        raise SourceError(label, short(e)) from None
+        if inner and isinstance(inner[1], _Stop):
+            raise CaptionsFound(label, "captions found before the download") from None
+        raise SourceError(label, str(guard.refused or _cause(e) or short(e))) from None
+    if guard.refused:  # a fragment refused and skipped: what arrived is not the whole media
+        raise SourceError(label, str(guard.refused))
     files = [f for f in tmp.iterdir() if f.is_file() and f.name.startswith(name + ".")
              and not f.name.endswith((".part", ".ytdl", ".temp", ".tmp")) and f.stat().st_size > 0]
     if not files:
