@@ -93,7 +93,7 @@ def main() -> None:
     del sims
     got = vi.search(qv, 10)[1]
     recall = np.mean([len(set(ids[e]) & set(g)) / 10 for e, g in zip(exact, got, strict=True)])
-    print(f"recall@10 vs exact ({a.recall_queries} queries, both models' query encoders): {recall:.3f}   "
+    print(f"recall@10 vs exact ({a.recall_queries} queries through {'+'.join(names)}): {recall:.3f}   "
           f"(goal >= 0.95)")
     del vecs, ids
 
