@@ -19,6 +19,8 @@ first questions and 60 warm-up ones. Each timed question, interleaved:
   * the rest: Searcher.search(another question of the same kind, qvec=its vector computed beforehand):
     FAISS, sentence vectors, rows and ranking without any encoding (a different question, so no
     cache holds what the ask just fetched).
+Questions: "what did they say about" + 3 indexed (random-letter) words, ~19 mpnet tokens (the devsets'
+real questions: ~16), so the encoders' own time is a little longer than for a real question.
 Goals: ask p50 <= 1.5x the encoders' own time (p50), p90 <= 2x p50, the rest p50 <= 10 ms. Beside
 it a bare numpy brute-force scan of the same vectors (the least any dense search can do). Usage:
 
