@@ -90,7 +90,8 @@ def warm_home(n_chunks: int, embedders=None, real_base: int = 20_000, prefix: st
 
     names = names_of(embedders)
     home = CACHE / f"{prefix}-{label(names)}-{n_chunks}"
-    recipe = {"chunks": n_chunks, "embedders": names, "real_base": min(real_base, n_chunks), **kw}
+    recipe = {"chunks": n_chunks, "embedders": names, "real_base": min(real_base, n_chunks),
+              **{k: v for k, v in kw.items() if k != "encoder_from"}}
     stamp = home.with_name(home.name + ".json")
     if not ((home / "vectors" / "manifest.json").exists() and stamp.exists()
             and json.loads(stamp.read_text()) == recipe):
