@@ -92,7 +92,7 @@ def build_home(home: Path, n_chunks: int, encoder_from: Path | None = None, fts:
     if home.exists():
         shutil.rmtree(home)
     layout = Layout(home)
-    store = Store(layout.db, writer=True)
+    store = Store(layout, writer=True)
     store.init()
     store.set_meta("embedder", key)
     vocab = _vocab(rng)

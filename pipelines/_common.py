@@ -19,33 +19,29 @@ from talkindex.records import Episode
 
 
 def add_ingest_args(ap: argparse.ArgumentParser) -> None:
-    """The options `talkindex ingest` has, with the same names and defaults."""
-    ap.add_argument("urls", type=Path, help="Text file: one URL, feed, playlist, channel or media path per line.")
-    ap.add_argument("--home", type=Path, default=None,
-                    help="Index directory (default: $TALKINDEX_HOME, else the user data dir).")
-    ap.add_argument("--model", default=None, help="faster-whisper model name or CTranslate2 directory "
-                    "(default: the home's, else tiny.en).")
-    ap.add_argument("--device", default="auto", help="auto | cpu | cuda (auto: CUDA when present).")
-    ap.add_argument("--compute-type", default="auto", help="CTranslate2 compute type (auto, int8, float16, …).")
+    """The options `talkindex ingest` has, read from its own declaration (same names, defaults, help);
+    only the batch size (auto per device here), --json (a summary) and -q differ."""
+    from talkindex.cli import ingest
+    from talkindex.cli_common import add_arguments
+
+    add_arguments(ap, ingest, skip={"batch_size", "json_out", "verbose", "allow_private_urls"})
     ap.add_argument("--batch-size", type=int, default=None,
                     help="Batched inference size (faster-whisper BatchedInferencePipeline). Default: 16 on "
                          "CUDA, 0 (sequential, same as `talkindex ingest`) on CPU.")
-    ap.add_argument("--beam-size", type=int, default=1)
-    ap.add_argument("--embedder", default=None, help="sentence-transformers model (default: the home's, else "
-                    "all-MiniLM-L6-v2).")
-    ap.add_argument("--captions", default="prefer", choices=["prefer", "any", "never"],
-                    help="Existing transcripts before ASR (as `talkindex ingest --captions`).")
-    ap.add_argument("--max-duration", type=float, default=None, help="Refuse media longer than this (seconds).")
-    ap.add_argument("--force", action="store_true", help="Redo episodes that are already indexed.")
     ap.add_argument("--json", action="store_true", help="Print the summary as one JSON object on stdout.")
     ap.add_argument("-q", "--quiet", action="store_true", help="No per-episode lines on stderr.")
 
 
 def ingest_options(args: argparse.Namespace, cuda: bool) -> IngestOptions:
+    """The run's `IngestOptions`; a value `talkindex ingest` would refuse (e.g. --captions) exits 2 here too."""
+    from talkindex.errors import UsageError
+
     batch = args.batch_size if args.batch_size is not None else (16 if cuda and args.device != "cpu" else 0)
-    return IngestOptions(model=args.model, device=args.device, compute_type=args.compute_type,
-                         batch_size=batch, beam_size=args.beam_size, embedder=args.embedder,
-                         force=args.force, max_duration=args.max_duration, captions=args.captions)
+    try:
+        return IngestOptions.from_args({**vars(args), "batch_size": batch})
+    except UsageError as e:
+        print(f"{Path(sys.argv[0]).stem}: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def home_of(args: argparse.Namespace) -> Path:
@@ -54,7 +50,7 @@ def home_of(args: argparse.Namespace) -> Path:
     return args.home.expanduser() if args.home else default_home()
 
 
-def read_inputs(path: Path, prog: str) -> tuple[list[str], list[str]] | None:
+def read_inputs(path: Path | str, prog: str) -> tuple[list[str], list[str]] | None:
     """Inputs of a urls file and one message per malformed line (as `talkindex ingest` reads it).
 
     Each malformed line is printed as `PROG: error: …`; an unreadable file prints one line and
@@ -63,7 +59,7 @@ def read_inputs(path: Path, prog: str) -> tuple[list[str], list[str]] | None:
     from talkindex.sources import read_urls_file
 
     try:
-        inputs, errors = read_urls_file(path)
+        inputs, errors = read_urls_file(Path(path))
     except TalkindexError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return None

@@ -32,11 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
 
-from talkindex import sources  # noqa: E402
+from talkindex import sources, ytdl  # noqa: E402
 from talkindex.errors import TalkindexError  # noqa: E402
 from talkindex.pipeline import IngestReport, Pipeline  # noqa: E402
 from talkindex.records import Episode  # noqa: E402
 from talkindex.transcribe import cuda_available  # noqa: E402
+from talkindex.transcripts import candidates  # noqa: E402
 
 log = logging.getLogger("talkindex.batch")
 
@@ -50,7 +51,9 @@ class Prefetcher:
     """Downloads the media of upcoming shards into the home's media cache on a thread pool.
 
     `sources.download` returns a cached file at once, so when the pipeline reaches a prefetched
-    episode its own download is instant. Failures are left for the pipeline to report."""
+    episode its own download is instant. Failures are left for the pipeline to report. Episodes that
+    offer a transcript --captions allows are not prefetched: the pipeline takes that transcript first
+    (`Pipeline.existing`) and downloads only if it turns out unusable."""
 
     def __init__(self, pipeline: Pipeline, workers: int):
         self.p = pipeline
@@ -59,7 +62,7 @@ class Prefetcher:
 
     def submit(self, shard: list[Episode], skip: set[str]) -> None:
         for ep in shard:
-            if not ep.local and ep.id not in skip:
+            if not ep.local and ep.id not in skip and not candidates(ep, self.p.opts.captions):
                 self.pool.submit(self._one, ep)
 
     def _one(self, ep: Episode) -> None:
@@ -78,7 +81,7 @@ def drop_media(p: Pipeline, report: IngestReport, episodes: dict[str, Episode]) 
     for r in report.results:
         ep = episodes.get(r.episode_id)
         if r.status == "indexed" and ep is not None and not ep.local:
-            for f in p.layout.media.glob(f"{sources.safe_id(ep.id)}.*"):
+            for f in p.layout.media.glob(f"{ytdl.safe_id(ep.id)}.*"):
                 f.unlink(missing_ok=True)
 
 

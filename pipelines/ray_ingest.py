@@ -8,14 +8,17 @@
 Stages (each one the library's own function; nothing of the pipeline is re-implemented here):
 
     resolve   Ray tasks (CPU)            sources.resolve, one task per input
+    existing  driver threads             Pipeline.existing: stored, publisher, then caption transcripts
+                                         (as `talkindex ingest`); only episodes left without one go on
     download  Ray tasks (CPU/network)    sources.download, running ahead of transcription
     transcribe  actors holding the model transcribe.Transcriber (BatchedInferencePipeline on GPU)
     embed     actors holding the models  chunking.chunk_transcript + embedding.passage_embedder (the ensemble)
     write     the driver, one thread     Pipeline's writer (store + FAISS), as `talkindex ingest`
 
 The driver runs `Pipeline.ingest(..., resolve=, run=)`: the home's writer lock, reconcile, skip of
-indexed episodes, reuse of stored transcripts, the writer and the final FTS/compaction/ONNX export
-are the library's. Results stream back as they finish and are written one episode at a time, so
+indexed episodes, transcripts first (`Pipeline.existing`, the order `talkindex ingest` follows), the
+writer and the final FTS/compaction/ONNX export are the library's. Transcription actors start only
+when an episode needs ASR. Results stream back as they finish and are written one episode at a time, so
 the run is resumable exactly like `talkindex ingest`.
 
 Media: download tasks write into the home's media cache (`<home>/media`, or --media-dir). On a
@@ -35,6 +38,7 @@ import tempfile
 import threading
 import time
 from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -43,7 +47,7 @@ import _common  # noqa: E402
 import numpy as np  # noqa: E402
 
 from talkindex.embedding import passage_embedder  # noqa: E402
-from talkindex.errors import SourceError, TalkindexError  # noqa: E402
+from talkindex.errors import ModelError, SourceError, TalkindexError  # noqa: E402
 from talkindex.home import split_embedders  # noqa: E402
 from talkindex.pipeline import Failed, IngestOptions, IngestReport, Pipeline, Transcribed  # noqa: E402
 from talkindex.records import Episode  # noqa: E402
@@ -74,11 +78,12 @@ def resolve_input(src: str):
         return (e.input, e.reason)
 
 
-def download_media(ep: Episode, media_dir: str, max_bytes: int, ship: bool):
+def download_media(ep: Episode, media_dir: str, opts: IngestOptions, ship: bool):
     from talkindex import sources
 
     try:
-        path = sources.download(ep, Path(media_dir), max_bytes=max_bytes)
+        path = sources.download(ep, Path(media_dir), max_bytes=opts.max_bytes, force=opts.force,
+                                allow_private=opts.allow_private_urls)
     except TalkindexError as e:
         return failed(str(e).removeprefix(f"{ep.media_url}: "))
     if ship:
@@ -101,7 +106,8 @@ class TranscribeWorker:
     def device(self) -> str:
         return self.t.options.device
 
-    def transcribe(self, ep: Episode, media):
+    def transcribe(self, ep: Episode, media, chapters: list):
+        """The episode's transcript, with the published chapters attached (as `Pipeline` does after ASR)."""
         if is_failed(media):
             return media
         tmp = None
@@ -122,6 +128,7 @@ class TranscribeWorker:
         m = self.opts.max_duration
         if m and t.duration > m:
             return failed(f"longer than --max-duration ({t.duration:.0f} s > {m:.0f} s)")
+        t.chapters = chapters
         return t
 
 
@@ -138,11 +145,11 @@ class EmbedWorker:
     def embed(self, t):
         if is_failed(t):
             return t
-        from talkindex import chunking
+        from talkindex.pipeline import embed_transcript
 
-        sents, chunks = chunking.chunk_transcript(t, self.opts.chunk)
-        texts = [c.text for c in chunks] + [s.text for s in sents]
-        return t, texts, self.e.encode_passages(texts)
+        e = embed_transcript(t, self.e, self.opts.chunk)  # the writer's own recipe: the same window texts
+        texts = [s.text for s in e.sents] + [c.text for c in e.chunks]
+        return t, texts, np.concatenate([e.sent_vecs, e.chunk_vecs]) if texts else np.zeros((0, 1), np.float32)
 
 
 # -- driver side --------------------------------------------------------------------------------------
@@ -195,8 +202,16 @@ class PrecomputedEmbedder:
         return self.fallback.dim
 
 
+@dataclasses.dataclass
+class NeedsAsr:
+    """An episode `Pipeline.existing` found no transcript for: transcribe it, then attach these chapters."""
+
+    episode: Episode
+    chapters: list
+
+
 class RayRunner:
-    """`run(todo, report)` for `Pipeline.ingest`: schedules the Ray stages, feeds the writer."""
+    """`run(todo, report)` for `Pipeline.ingest`: transcripts first, Ray stages for the rest, feeds the writer."""
 
     def __init__(self, p: Pipeline, embedder: PrecomputedEmbedder, args: argparse.Namespace, ray):
         self.p, self.args, self.ray = p, args, ray
@@ -206,59 +221,96 @@ class RayRunner:
                                         chunk=p.config.chunk)
         self.transcribers: list = []
         self.embedders: list = []
-        self.stats = {"transcribed": 0, "reused": 0}
+        self.devices: list[str] = []
+        self.stats = {"transcribed": 0, "existing": 0, "reused": 0}
 
-    def _start_actors(self) -> None:
+    def _start_embedders(self) -> None:
+        a = self.args
+        if not self.embedders:
+            E = self.ray.remote(num_cpus=a.cpus_per_embedder, num_gpus=a.gpus_per_embedder)(EmbedWorker)
+            self.embedders = [E.remote(self.opts, a.gpus_per_embedder > 0) for _ in range(a.embedders)]
+
+    def _start_transcribers(self) -> None:
+        """On the first episode that needs ASR (a feed with transcripts for all loads no Whisper model)."""
         ray, a = self.ray, self.args
         if self.transcribers:
             return
         T = ray.remote(num_cpus=a.cpus_per_transcriber, num_gpus=a.gpus_per_transcriber)(TranscribeWorker)
-        E = ray.remote(num_cpus=a.cpus_per_embedder, num_gpus=a.gpus_per_embedder)(EmbedWorker)
         threads = max(1, int(a.cpus_per_transcriber))
         self.transcribers = [T.remote(self.opts, threads) for _ in range(a.transcribers)]
-        self.embedders = [E.remote(self.opts, a.gpus_per_embedder > 0) for _ in range(a.embedders)]
-        self.devices = ray.get([t.device.remote() for t in self.transcribers])  # fail fast on model errors
+        try:
+            self.devices = ray.get([t.device.remote() for t in self.transcribers])
+        except ray.exceptions.RayError as e:  # as `talkindex ingest`: a usage error, the batch stops
+            raise ModelError(f"--model {self.opts.model}: cannot load it ({_short(e)})") from None
+
+    def lookup(self, ep: Episode, report: IngestReport) -> Transcribed | NeedsAsr | Failed:
+        """On a driver thread: the library's transcripts-first step; chapters when ASR is left."""
+        try:
+            got = self.p.existing(ep, report)
+            return got if got is not None else NeedsAsr(ep, self.p.chapters(ep, report))
+        except SourceError as e:
+            return Failed(ep, e.reason)
+        except TalkindexError as e:
+            return Failed(ep, str(e).removeprefix(f"{ep.media_url}: "))
 
     def __call__(self, todo: list[Episode], report: IngestReport) -> None:
         ray, a, p = self.ray, self.args, self.p
         p.progress("start", total=len(todo))
-        self._start_actors()
+        self._start_embedders()
         download = ray.remote(num_cpus=a.cpus_per_download)(download_media)
         media_dir = str(Path(a.media_dir).expanduser().resolve()) if a.media_dir else str(p.layout.media)
-        per_actor = max(1, a.queue_per_transcriber)
-        capacity = per_actor * len(self.transcribers)
+        capacity = max(1, a.queue_per_transcriber) * a.transcribers  # ASR episodes in flight
+        embed_capacity = 2 * a.embedders  # episodes with a transcript queued on the embedders
+        ahead = capacity + embed_capacity + a.prefetch  # looked up (or waiting) before their turn
 
-        jobs: queue.Queue = queue.Queue(maxsize=capacity + 2)
+        jobs: queue.Queue = queue.Queue(maxsize=capacity + embed_capacity + 2)
         writer = threading.Thread(target=p.write_all, args=(jobs, report), name="ray-writer", daemon=True)
         writer.start()
+        pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ray-existing")
         pending = deque(todo)
+        looking: list[Future] = []
+        found: deque[Transcribed] = deque()  # transcripts first: waiting for an embedder
+        asr: deque[NeedsAsr] = deque()  # waiting for a transcriber
         downloads: dict[str, object] = {}  # episode id -> download ref, started ahead
-        in_flight: dict[object, tuple[Episode, str, int]] = {}
-        load = [0] * len(self.transcribers)
+        in_flight: dict[object, tuple[Transcribed | NeedsAsr, int]] = {}  # embed ref -> (what, transcriber or -1)
+        load = [0] * a.transcribers
         rr = 0
+
+        def embed(arg, what, actor: int) -> None:
+            nonlocal rr
+            in_flight[self.embedders[rr % len(self.embedders)].embed.remote(arg)] = (what, actor)
+            rr += 1
+
         try:
-            while pending or in_flight:
-                while pending and len(in_flight) < capacity:
-                    ep = pending.popleft()
-                    t = p.reusable(ep)  # a stored transcript of the same model: embed + write only
-                    if t is not None:
-                        kind, tref, actor = "reuse", ray.put(t), -1
-                    else:
-                        kind = "transcript"
-                        dref = downloads.pop(ep.id, None) or download.remote(ep, media_dir, p.opts.max_bytes,
-                                                                             a.ship_media)
-                        actor = min(range(len(load)), key=load.__getitem__)
-                        load[actor] += 1
-                        tref = self.transcribers[actor].transcribe.remote(ep, dref)
-                    eref = self.embedders[rr % len(self.embedders)].embed.remote(tref)
-                    rr += 1
-                    in_flight[eref] = (ep, kind, actor)
-                for ep in list(pending)[: a.prefetch]:  # downloads run ahead of the transcribers
+            while pending or looking or found or asr or in_flight:
+                while pending and len(looking) + len(found) + len(asr) < ahead:
+                    looking.append(pool.submit(self.lookup, pending.popleft(), report))
+                for f in [f for f in looking if f.done()]:
+                    looking.remove(f)
+                    got = f.result()
+                    (jobs.put if isinstance(got, Failed) else
+                     asr.append if isinstance(got, NeedsAsr) else found.append)(got)
+                while found and len(in_flight) - sum(load) < embed_capacity:
+                    job = found.popleft()
+                    embed(job.transcript, job, -1)
+                while asr and sum(load) < capacity:
+                    self._start_transcribers()
+                    need = asr.popleft()
+                    ep = need.episode
+                    dref = downloads.pop(ep.id, None) or download.remote(ep, media_dir, self.opts, a.ship_media)
+                    actor = min(range(len(load)), key=load.__getitem__)
+                    load[actor] += 1
+                    embed(self.transcribers[actor].transcribe.remote(ep, dref, need.chapters), need, actor)
+                for need in list(asr)[: a.prefetch]:  # downloads run ahead of the transcribers
+                    ep = need.episode
                     if ep.id not in downloads and not ep.local:
-                        downloads[ep.id] = download.remote(ep, media_dir, p.opts.max_bytes, a.ship_media)
-                ready, _ = ray.wait(list(in_flight), num_returns=1)
+                        downloads[ep.id] = download.remote(ep, media_dir, self.opts, a.ship_media)
+                if not in_flight:
+                    wait(looking, return_when=FIRST_COMPLETED)
+                    continue
+                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.2 if looking else None)
                 for ref in ready:
-                    ep, kind, actor = in_flight.pop(ref)
+                    what, actor = in_flight.pop(ref)
                     if actor >= 0:
                         load[actor] -= 1
                     try:
@@ -266,15 +318,20 @@ class RayRunner:
                     except ray.exceptions.RayError as e:  # a worker died, an unexpected exception
                         out = failed(_short(e))
                     if is_failed(out):
-                        jobs.put(Failed(ep, out["failed"]))
+                        jobs.put(Failed(what.episode, out["failed"]))
                         continue
                     t, texts, vecs = out
                     self.embedder.put(texts, vecs)
-                    self.stats["transcribed" if kind == "transcript" else "reused"] += 1
-                    jobs.put(Transcribed(ep, t, fresh=kind == "transcript"))
+                    if isinstance(what, NeedsAsr):
+                        self.stats["transcribed"] += 1
+                        jobs.put(Transcribed(what.episode, t))
+                    else:
+                        self.stats["existing" if what.fresh else "reused"] += 1
+                        jobs.put(what)
         finally:
             jobs.put(None)
             writer.join()
+            pool.shutdown(wait=False, cancel_futures=True)
             for ref in downloads.values():
                 ray.cancel(ref)
 
@@ -327,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="Send media bytes through the object store (clusters without a shared filesystem).")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
+    if args.transcribers < 1 or args.embedders < 1:
+        ap.error("--transcribers and --embedders: at least 1")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
 
     try:
@@ -366,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                          + (f" on {','.join(sorted(set(runner.devices)))}" if runner.transcribers else ""),
             embedders=f"{args.embedders} x ({args.cpus_per_embedder} CPU, {args.gpus_per_embedder} GPU)",
             batch_size=opts.batch_size or "off", transcribed=runner.stats["transcribed"],
+            existing_transcripts=runner.stats["existing"],
             writer_reembedded_texts=runner.embedder.misses,
         )
         summary.print(args.json)

@@ -108,7 +108,7 @@ def test_ask_filters(samples_home):
     p = run_cli("ask", "drift", "--episode", "nope", home=samples_home)
     assert p.returncode == 1 and "unknown episode" in p.stderr
     p = run_cli("ask", "drift", "--since", "yesterday", home=samples_home)
-    assert p.returncode == 2 and "--since" in p.stderr
+    assert p.returncode == 2 and "since 'yesterday' is not a date" in p.stderr
 
 
 def test_ask_file_gives_one_json_line_per_question(samples_home, tmp_path):

@@ -174,3 +174,27 @@ def test_rerank_stage_reorders_by_the_scorer():
     got = rerank_stage("q", dense, None, rows, lambda r: None, SearchOptions(k=3, rerank_top=5),
                        lambda q, texts: [float(t.split()[1]) for t in texts])
     assert [r.chunk_id for r in got] == [5, 4, 3]
+
+
+def test_home_with_the_old_grams_column_still_reads_and_writes(tiny_home, tmp_path):
+    """New homes have no `chunks.grams` column (unused since bm25.py); a home that has it still
+    answers, re-chunks (writes chunk rows) and checks clean."""
+    import shutil
+
+    import duckdb
+
+    from talkindex.home import ChunkOptions
+    from talkindex.pipeline import IngestOptions, Pipeline
+
+    con = duckdb.connect(str(Layout(tiny_home).db), read_only=True)
+    assert "grams" not in {r[0] for r in con.execute("DESCRIBE chunks").fetchall()}
+    con.close()
+    home = tmp_path / "old"
+    shutil.copytree(tiny_home, home)
+    con = duckdb.connect(str(Layout(home).db))
+    con.execute("ALTER TABLE chunks ADD COLUMN grams TEXT")
+    con.close()
+    assert Index(home).ask("feature store drift", k=1)
+    Pipeline(home, IngestOptions(chunk=ChunkOptions(max_words=20))).ingest([])
+    assert Index(home).ask("feature store drift", k=1)
+    assert Index(home).doctor()[0] == []

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from talkindex import doctor
+from talkindex.home import Layout
 from talkindex.store import Store
 
 try:
@@ -295,7 +296,7 @@ def test_hostile_metadata_stored_verbatim_never_a_path(hostile):
                                                 "media", "keywords", "config.json", "ingest.lock"}
     for p in (home / "media").iterdir():
         assert re.fullmatch(r"[A-Za-z0-9_-]+\.[a-z0-9]+(\.ok)?", p.name), p  # media and its verification record
-    with Store(home / "talkindex.duckdb").connect(read_only=True) as con:
+    with Store(Layout(home)).connect(read_only=True) as con:
         assert con.execute("SELECT count(*) FROM chunks").fetchone()[0] > 0
     hits = json.loads(run_cli("ask", "'); DROP TABLE chunks;--", "--json", home=home).stdout or "[]")
     assert isinstance(hits, list)

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from talkindex import net, sources
+from talkindex import mediacache, net, sources
 from talkindex.errors import SourceError
 from talkindex.records import Episode
 from talkindex.textsafe import line, term
@@ -169,7 +169,7 @@ def test_poisoned_cache_from_an_older_version_is_fetched_again(evil, media, tmp_
     path = sources.download(ep, tmp_path)
     assert path.read_bytes() == (media / "tone.mp3").read_bytes() and hits["/tone.mp3"] == before + 1
     assert sources.download(ep, tmp_path) == path and hits["/tone.mp3"] == before + 1  # verified: reused
-    assert sources.media_duration(path) == pytest.approx(3.0, abs=0.2)
+    assert mediacache.media_duration(path) == pytest.approx(3.0, abs=0.2)
     path.write_bytes(path.read_bytes()[:100])  # changed behind our back: record no longer matches
     assert sources.download(ep, tmp_path).read_bytes() == (media / "tone.mp3").read_bytes()
     assert hits["/tone.mp3"] == before + 2

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from talkindex import doctor
+from talkindex.home import Layout
 from talkindex.store import Store
 from talkindex.vectors import VectorIndex
 
@@ -74,7 +75,7 @@ def copy_home(src: Path, dst: Path) -> Path:
 
 def snapshot(home: Path) -> dict:
     """Episodes with status and chunk texts/spans; asserts FAISS and DuckDB agree exactly."""
-    with Store(home / "talkindex.duckdb").connect(read_only=True) as con:
+    with Store(Layout(home)).connect(read_only=True) as con:
         eps = {r[0]: {"status": r[1], "n_chunks": r[2], "note": r[3], "chunks": []}
                for r in con.execute("SELECT id, status, n_chunks, note FROM episodes").fetchall()}
         ids = []
@@ -252,7 +253,7 @@ def test_doctor_finds_and_repairs_damage(samples_home, tmp_path):
     (home / "episodes" / eps[1] / "embeddings.npz").unlink()
     (home / "vectors" / ".seg-000999.faiss.tmp").write_bytes(b"half")
     (home / "media" / ".dl-x-123").mkdir(parents=True)
-    with Store(home / "talkindex.duckdb").connect() as con:
+    with Store(Layout(home)).connect() as con:
         con.execute("UPDATE meta SET value = '1' WHERE key = 'next_chunk_id'")
     p = run_cli("doctor", "--json", home=home)
     assert p.returncode == 1
@@ -286,7 +287,7 @@ def test_doctor_refuses_while_ingest_runs(tmp_path):
     from talkindex.home import Layout, WriterLock
 
     home = tmp_path / "home"
-    Store(home / "talkindex.duckdb").init()
+    Store(Layout(home)).init()
     with WriterLock(Layout(home)):
         p = run_cli("doctor", "--repair", home=home)
         assert p.returncode == 1 and "another ingest is running" in p.stderr

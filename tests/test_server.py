@@ -131,7 +131,7 @@ def test_api_episodes_and_transcripts_equal_cli(server, samples_home, episodes):
     ("/api/ask", 400),
     ("/api/ask?q=" + "x" * 501, 400),
     ("/api/ask?q=drift&k=0", 400),
-    ("/api/ask?q=drift&k=51", 400),
+    ("/api/ask?q=drift&k=101", 400),  # requests.MAX_K, the same for every face
     ("/api/ask?q=drift&k=abc", 400),
     ("/api/ask?q=drift&mode=fuzzy", 400),
     ("/api/ask?q=drift&since=yesterday", 400),

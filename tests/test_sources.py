@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from talkindex import sources
+from talkindex import sources, ytdl
 from talkindex.errors import SourceError
 from talkindex.records import Episode
 
@@ -419,7 +419,7 @@ def test_partial_download_not_trusted(server, media_dir, tmp_path):
 def test_short_messages_and_ids():
     msg = ("\x1b[0;31mERROR:\x1b[0m [generic] Unable to download webpage: HTTP Error 404: Not Found"
            " (caused by <HTTPError 404: Not Found>)\nmore")
-    assert sources._short(Exception(msg)) == "Unable to download webpage: HTTP Error 404: Not Found"
-    assert sources._short(Exception("ERROR: \r[download] Got error: short")) == "Got error: short"
-    assert sources.safe_id("youtube-a/b..c d") == "youtube-a_b_c_d"
-    assert len(sources.safe_id("x" * 300)) <= 100
+    assert ytdl.short(Exception(msg)) == "Unable to download webpage: HTTP Error 404: Not Found"
+    assert ytdl.short(Exception("ERROR: \r[download] Got error: short")) == "Got error: short"
+    assert ytdl.safe_id("youtube-a/b..c d") == "youtube-a_b_c_d"
+    assert len(ytdl.safe_id("x" * 300)) <= 100

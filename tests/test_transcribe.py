@@ -6,7 +6,8 @@ import numpy as np
 from conftest import shared
 
 from talkindex.evaluate import normalize, wer_counts
-from talkindex.transcribe import TranscribeOptions, Transcriber, iter_audio_windows, media_duration
+from talkindex.mediacache import media_duration
+from talkindex.transcribe import TranscribeOptions, Transcriber, iter_audio_windows
 
 
 def test_windows_cover_the_file_exactly():

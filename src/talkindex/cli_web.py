@@ -1,7 +1,8 @@
 """`talkindex serve` and `talkindex mcp`: registered on the main Typer app by `register(app)`.
 
 Kept apart from cli.py so `talkindex ask` never imports FastAPI, uvicorn or the MCP SDK. Every
-start-up failure (a port in use, a home that is not one) is one `talkindex: error: …` line.
+start-up failure (a port in use, a home that is not one) is a `TalkindexError`, which the command group
+(`cli_common.CommandGroup`) prints as one `talkindex: error: …` line.
 """
 
 from __future__ import annotations
@@ -14,16 +15,8 @@ from typing import Annotated, Optional
 
 import typer
 
-HomeOpt = Annotated[
-    Optional[Path],
-    typer.Option("--home", help="Index directory. Default: $TALKINDEX_HOME, else the user data dir.",
-                 envvar="TALKINDEX_HOME", show_default=False),
-]
-
-
-def _die(message: str, code: int) -> None:
-    typer.echo(f"talkindex: error: {message}", err=True)
-    raise typer.Exit(code)
+from .cli_common import HomeOpt
+from .errors import HomeError, TalkindexError, UsageError
 
 
 def check_home(home: Optional[Path]) -> Path:
@@ -32,12 +25,12 @@ def check_home(home: Optional[Path]) -> Path:
 
     where = home.expanduser() if home else default_home()
     if not where.exists():
-        _die(f"{where}: no such home; run `talkindex ingest urls.txt --home {where}` first", 2)
+        raise HomeError(f"{where}: no such home; run `talkindex ingest urls.txt --home {where}` first")
     if not where.is_dir():
-        _die(f"{where}: not a directory (--home names the index directory)", 2)
+        raise HomeError(f"{where}: not a directory (--home names the index directory)")
     db = where / "talkindex.duckdb"
     if db.exists() and not db.is_file():
-        _die(f"{db}: not a database file", 2)
+        raise HomeError(f"{db}: not a database file")
     return where
 
 
@@ -46,7 +39,7 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as e:
-        _die(f"--host {host!r}: {e.strerror or e}", 2)
+        raise UsageError(f"--host {host!r}: {e.strerror or e}") from None
     family, _, _, _, addr = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -56,7 +49,7 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as e:
         sock.close()
         why = "port already in use" if e.errno in (48, 98) else (e.strerror or str(e))
-        _die(f"cannot listen on {host}:{port}: {why} (try --port)", 1)
+        raise TalkindexError(f"cannot listen on {host}:{port}: {why} (try --port)") from None
     sock.set_inheritable(True)
     return sock
 
@@ -91,14 +84,13 @@ def register(app: typer.Typer) -> None:
         sock = bind(host, port)
         import uvicorn
 
-        from .errors import TalkindexError
         from .server import create_app
 
         try:
             api = create_app(where, allowed_hosts=allowed)
-        except TalkindexError as e:
+        except TalkindexError:
             sock.close()
-            _die(str(e), e.exit_code)
+            raise
         real_port = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         url = f"http://{shown}:{real_port}/"

@@ -16,7 +16,6 @@ the next `talkindex ingest`, which retries it; doctor names it and exits 1 until
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from dataclasses import asdict, dataclass
@@ -26,7 +25,7 @@ import numpy as np
 
 from .bm25 import KeywordIndex
 from .home import Layout, WriterLock
-from .npzrows import NPZ_ERRORS
+from .housekeeping import stored_embeddings
 from .pipeline import IngestOptions, Pipeline
 from .records import TRUSTED, Status, Transcript
 from .store import Store
@@ -43,6 +42,7 @@ class Problem:
     detail: str
     episode_id: str | None = None
     repairable: bool = True  # False: needs a new transcription (`talkindex ingest` retries it)
+    path: str | None = None  # the file or folder under the home that a repair removes (stray, orphan)
 
     def __str__(self) -> str:
         hint = "" if self.repairable or not self.episode_id else " (rerun `talkindex ingest`)"
@@ -62,7 +62,7 @@ class _State:
 
     def __init__(self, home: Path):
         self.layout = Layout(Path(home))
-        self.store = Store(self.layout.db)
+        self.store = Store(self.layout)
         snap = self.store.snapshot()
         self.episodes = snap["episodes"]
         self.chunks: dict[str, list[int]] = snap["chunks"]
@@ -78,7 +78,7 @@ def check(home: str | Path) -> list[Problem]:
     """Every inconsistency found in `home` (empty when clean). Reads only."""
     layout = Layout(Path(home).expanduser())
     if not layout.db.exists():
-        if layout.vectors.exists() or (layout.home / "episodes").exists():
+        if layout.vectors.exists() or layout.episodes_root.exists():
             return [Problem("missing-database", f"{layout.db} is missing but index files exist", repairable=False)]
         return [Problem("no-index", f"{layout.home}: no index here (run `talkindex ingest urls.txt`)",
                         repairable=False)]
@@ -114,9 +114,6 @@ def _faiss_ids(st: _State, out: list[Problem]) -> np.ndarray | None:
                                                        f"{s['manifest_dim']}"))
             ids.append(s["ids"])
     if not ok:
-        return None
-    if not segs and any(st.layout.vectors.glob("seg-*.faiss")) and not (st.layout.vectors / "manifest.json").exists():
-        out.append(Problem("manifest-unreadable", f"{st.layout.vectors / 'manifest.json'} is missing"))
         return None
     return np.concatenate(ids) if ids else np.zeros(0, np.int64)
 
@@ -193,42 +190,24 @@ def _trusted_chunks(st: _State) -> list[tuple[str, int]]:
 
 
 def _embeddings_problem(st: _State, eid: str, cids: list[int]) -> str | None:
-    path = st.layout.embeddings(eid)
-    try:
-        with np.load(path) as z:
-            ids = z["chunk_ids"].astype(np.int64).tolist()
-            n_vecs = len(z["chunk_vecs"])
-            emb = str(z["embedder"]) if "embedder" in z else None
-    except FileNotFoundError:
-        return f"{path.name} is missing"
-    except NPZ_ERRORS as e:
-        return f"{path.name} is unreadable ({type(e).__name__})"
-    if sorted(ids) != sorted(cids) or n_vecs != len(ids):
-        return f"{path.name} holds other chunk ids than DuckDB"
-    if st.embedder and emb and emb != st.embedder:
-        return f"{path.name} holds {emb} vectors, the index uses {st.embedder}"
-    return None
+    got = stored_embeddings(st.layout.embeddings(eid), cids, st.embedder)
+    return got if isinstance(got, str) else None
 
 
 def _check_files(st: _State) -> list[Problem]:
     out: list[Problem] = []
-    stray = list(st.layout.vectors.glob(".seg-*.tmp")) if st.layout.vectors.exists() else []
-    try:
-        named = {s["file"] for s in json.loads((st.layout.vectors / "manifest.json").read_text())["segments"]}
-        stray += [p for p in st.layout.vectors.glob("seg-*.faiss") if p.name not in named]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    ep_root = st.layout.home / "episodes"
+    stray = VectorIndex(st.layout.vectors).stray_files()
+    ep_root = st.layout.episodes_root
     if ep_root.exists():
         for d in ep_root.iterdir():
             if d.is_dir() and d.name not in st.episodes:
-                out.append(Problem("orphan-artifacts", f"{d} belongs to no episode in the database"))
+                out.append(Problem("orphan-artifacts", f"{d} belongs to no episode in the database", path=str(d)))
             elif d.is_dir():
                 stray += [p for p in d.iterdir() if ".tmp" in p.name]
     if st.layout.media.exists():
         stray += list(st.layout.media.glob(".dl-*"))
     for p in sorted(stray):
-        out.append(Problem("stray-file", f"{p} (left by an interrupted write)"))
+        out.append(Problem("stray-file", f"{p} (left by an interrupted write)", path=str(p)))
     return out
 
 
@@ -260,12 +239,12 @@ def repair(home: str | Path) -> list[str]:
         done += _repair_transcripts(pipe, problems)
         if kinds & {"manifest-unreadable", "segment-missing", "segment-unreadable", "segment-mismatch",
                     "duplicate-vectors", "missing-vectors", "embedder-mismatch", "stale-embeddings"}:
-            done.append(f"rebuilt FAISS from stored embeddings ({pipe.rebuild_vectors()} vectors)")
-        n = pipe.derive_chapters()
+            done.append(f"rebuilt FAISS from stored embeddings ({pipe.housekeeping.rebuild_vectors()} vectors)")
+        n = pipe.housekeeping.derive_chapters()
         if n:
             done.append(f"detected the chapters of {n} episode(s) indexed before chapter detection")
         before = {e for e, ep in pipe.store.snapshot()["episodes"].items() if ep["status"] == "transcribed"}
-        pipe.reconcile()  # drops orphan vectors; indexes 'transcribed' episodes from their transcripts
+        pipe.housekeeping.reconcile()  # drops orphan vectors; indexes 'transcribed' episodes from their transcripts
         after = pipe.store.statuses()
         for eid in sorted(before):
             status = after.get(eid)
@@ -277,8 +256,8 @@ def repair(home: str | Path) -> list[str]:
         if n:
             done.append(f"fixed the chunk count of {n} episode(s)")
         if kinds & {"keyword-index-missing", "keyword-index-stale"} or pipe.keywords.damaged():
-            done.append(f"rebuilt the keyword index ({pipe.rebuild_keywords()} chunks)")
-        pipe.drop_orphans()
+            done.append(f"rebuilt the keyword index ({pipe.housekeeping.rebuild_keywords()} chunks)")
+        pipe.housekeeping.drop_orphans()
         pipe.keywords.compact()
         pipe.vectors.compact()
         if not layout.config.exists():
@@ -289,9 +268,9 @@ def repair(home: str | Path) -> list[str]:
 def _remove_stray(layout: Layout, problems: list[Problem]) -> list[str]:
     done = []
     for p in problems:
-        if p.kind not in ("stray-file", "orphan-artifacts"):
+        if not p.path:
             continue
-        path = Path(p.detail.split(" (left by", 1)[0].split(" belongs to", 1)[0])
+        path = Path(p.path)
         if layout.home not in path.parents:  # never touch anything outside the home
             continue
         if path.is_dir():

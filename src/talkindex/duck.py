@@ -1,6 +1,8 @@
-"""DuckDB plumbing shared by the Store: the reader keeper and bulk inserts.
+"""DuckDB plumbing for the Store: the reader keeper and bulk inserts.
 
-Kept apart from store.py so the schema owner reads as schema and statements only.
+Kept apart from store.py so the schema owner reads as schema and statements only. The keeper's
+state is private; the Store calls `keep_reader`, `drop_reader` and `touch_reader` while holding
+`OPEN_LOCK`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import duckdb
 # DuckDB caches one database instance per file per process; opening and closing connections from
 # two threads at once races on that cache ("pandas_scan does not exist", "Unique file handle
 # conflict"). The pipeline opens from its main and writer threads, so opens/closes are serialised.
-_OPEN_LOCK = threading.Lock()
+OPEN_LOCK = threading.Lock()
 # A live process (Index.ask in a notebook or server) keeps one read-only DuckDB instance open for
 # READER_KEEP_S after its last query: every `duckdb.connect` then reuses the cached instance (and
 # its caches): ~10 ms per question instead of ~100 ms to reopen the file. The shared lock it holds
@@ -24,8 +26,8 @@ _keepers: dict[str, list] = {}  # path -> [connection, last use (monotonic)]
 _closer: threading.Thread | None = None
 
 
-def _keep_reader(path: str) -> None:
-    """Open (or touch) the keeper for `path`; caller holds _OPEN_LOCK."""
+def keep_reader(path: str) -> None:
+    """Open (or touch) the keeper for `path`; caller holds OPEN_LOCK."""
     global _closer
     k = _keepers.get(path)
     if k is None:
@@ -39,8 +41,8 @@ def _keep_reader(path: str) -> None:
         _closer.start()
 
 
-def _drop_reader(path: str) -> None:
-    """Close the keeper for `path`; caller holds _OPEN_LOCK."""
+def drop_reader(path: str) -> None:
+    """Close the keeper for `path`; caller holds OPEN_LOCK."""
     k = _keepers.pop(path, None)
     if k is not None:
         k[0].close()
@@ -49,14 +51,21 @@ def _drop_reader(path: str) -> None:
 def _close_idle_readers() -> None:
     while True:
         time.sleep(READER_KEEP_S / 4)
-        with _OPEN_LOCK:
+        with OPEN_LOCK:
             now = time.monotonic()
             for path in [p for p, k in _keepers.items() if now - k[1] > READER_KEEP_S]:
-                _drop_reader(path)
+                drop_reader(path)
             if not _keepers:
                 return
 
-def _bulk(con, table: str, columns: dict[str, list]) -> None:
+def touch_reader(path: str) -> None:
+    """Mark the keeper for `path` (if any) as just used; caller holds OPEN_LOCK."""
+    k = _keepers.get(path)
+    if k is not None:
+        k[1] = time.monotonic()
+
+
+def bulk_insert(con, table: str, columns: dict[str, list]) -> None:
     """Insert columns through a registered numpy scan: executemany is ~100x slower in DuckDB."""
     import numpy as np
 
@@ -73,7 +82,8 @@ def _bulk(con, table: str, columns: dict[str, list]) -> None:
         con.unregister(name)
 
 
-def _dicts(cur) -> list[dict]:
+def dict_rows(cur) -> list[dict]:
+    """A result's rows as dicts, dates and times as ISO strings (JSON-ready)."""
     names = [d[0] for d in cur.description]
     out = []
     for row in cur.fetchall():

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from .errors import UsageError
+from .home import DEFAULT_MODEL
 
 
 def _pct(xs: list[float], q: float) -> float | None:
@@ -142,7 +143,7 @@ def compare(rows_a: list[dict], rows_b: list[dict]) -> dict:
     return {m: paired(rows_a, rows_b, m) for m in ("rr", "hit5", "within_10s")}
 
 
-def eval_retrieval(directory: Path, home: Path | None = None, k: int = 10, modes: tuple[str, ...] = ("hybrid",),
+def eval_retrieval(directory: Path, home: Path | None = None, k: int = 10, modes: tuple[str, ...] | None = None,
                    ingest_options=None, progress=None, configs: dict[str, dict] | None = None) -> dict:
     """Serve `directory` on loopback, ingest its feed, ask every question, score.
 
@@ -175,7 +176,9 @@ def eval_retrieval(directory: Path, home: Path | None = None, k: int = 10, modes
                "environment": environment(idx.layout), "modes": {}}
         from dataclasses import asdict
 
-        configs = configs or {m: {"mode": m} for m in modes}
+        from .requests import DEFAULT_MODE
+
+        configs = configs or {m: {"mode": m} for m in (modes or (DEFAULT_MODE,))}
         qs = [q["query"] for q in questions]
         for name, cfg in configs.items():
             idx.ask_many(qs[:1], k=k, **cfg)  # warm up: load models once
@@ -269,7 +272,7 @@ def wer_counts(ref: list[str], hyp: list[str]) -> int:
     return prev[-1]
 
 
-def eval_asr(manifest: Path, model: str = "tiny.en", language: str | None = "en", exact_only: bool = True,
+def eval_asr(manifest: Path, model: str = DEFAULT_MODEL, language: str | None = "en", exact_only: bool = True,
              **transcribe_kwargs) -> dict:
     """WER per clip and overall (normalised text) and real-time factor, through the pipeline's transcriber."""
     from .transcribe import TranscribeOptions, Transcriber

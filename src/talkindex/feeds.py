@@ -29,6 +29,7 @@ import feedparser.mixin
 
 from talkindex.errors import SourceError
 from talkindex.records import Chapter, Episode, TranscriptRef
+from talkindex.textsafe import clip
 
 log = logging.getLogger("talkindex")
 
@@ -165,10 +166,6 @@ def url_ext(url: str) -> str:
 
 def sha12(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:12]
-
-
-def clip(s: str, n: int = 80) -> str:
-    return s if len(s) <= n else s[: n - 1] + "…"
 
 
 # ---------------------------------------------------------------------------------------------

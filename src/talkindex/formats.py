@@ -9,8 +9,9 @@ from dataclasses import asdict, dataclass, field
 
 from .chunking import Sentence, sentences
 from .records import Chapter, Transcript
+from .requests import FORMATS, clamp_seconds
 
-FORMATS = ("txt", "srt", "vtt", "json", "outline", "youtube")
+__all__ = ["FORMATS", "Section", "hms", "outline", "plain_text", "render", "sections", "timestamp", "youtube"]
 
 
 @dataclass
@@ -69,7 +70,7 @@ def plain_text(t: Transcript) -> str:
 
 
 def timestamp(seconds: float, sep: str = ",") -> str:
-    ms = max(0, int(round(seconds * 1000)))
+    ms = int(round(clamp_seconds(seconds) * 1000))
     h, ms = divmod(ms, 3_600_000)
     m, ms = divmod(ms, 60_000)
     s, ms = divmod(ms, 1000)
@@ -77,7 +78,7 @@ def timestamp(seconds: float, sep: str = ",") -> str:
 
 
 def hms(seconds: float) -> str:
-    s = max(0, int(seconds))
+    s = int(clamp_seconds(seconds))
     return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 

@@ -1,21 +1,39 @@
 """Keeping a home consistent: the crash/damage repairs the pipeline runs before each batch and that
-`doctor --repair` calls. A mixin of `Pipeline` (it uses the pipeline's store, vectors, keywords and
-`_index_episode`), so every repair goes through the one writer.
+`doctor --repair` calls. The `Pipeline` builds one over its own store, vectors and keyword index and
+hands it its writer path (`index_episode`), so every repair goes through the one writer.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from .bm25 import KeywordIndex
+from .home import Layout
 from .npzrows import NPZ_ERRORS
 from .records import Status, Transcript
+from .store import Store
+from .vectors import VectorIndex
 
 log = logging.getLogger("talkindex")
 
 
+@dataclass
 class Housekeeping:
+    """Repairs over one home's parts; `index_episode(id, transcript)` re-indexes an episode from its
+    stored transcript (the pipeline's writer), `progress(event, **data)` reports warnings."""
+
+    layout: Layout
+    store: Store
+    vectors: VectorIndex
+    keywords: KeywordIndex
+    index_episode: Callable[[str, Transcript], int]
+    progress: Callable[..., None]
+
     def reconcile(self) -> None:
         """Bring DuckDB and FAISS into agreement after a crash or damage, without re-transcribing.
 
@@ -68,7 +86,7 @@ class Housekeeping:
             except (OSError, ValueError):
                 self.store.drop_derived(eid, Status.PENDING)  # artifact lost: transcribe again
                 continue
-            self._index_episode(eid, t)
+            self.index_episode(eid, t)
         if redo:
             self.progress("reindex", done=len(redo), total=len(redo))
             self.drop_orphans()  # re-indexing gave those episodes new chunk ids
@@ -131,14 +149,25 @@ class Housekeeping:
 
     def stored_embeddings(self, eid: str, cids: list[int], embedder: str | None):
         """(chunk ids, vectors) from episodes/<id>/embeddings.npz when they match DuckDB, else None."""
-        try:
-            with np.load(self.layout.embeddings(eid)) as z:
-                ids = z["chunk_ids"].astype(np.int64)
-                vecs = z["chunk_vecs"]
-                emb = str(z["embedder"]) if "embedder" in z else None
-        except NPZ_ERRORS:
-            return None
-        if sorted(ids.tolist()) != sorted(cids) or len(vecs) != len(ids) or (embedder and emb and emb != embedder):
-            return None
-        return ids, vecs
+        got = stored_embeddings(self.layout.embeddings(eid), cids, embedder)
+        return None if isinstance(got, str) else got
+
+
+def stored_embeddings(path: Path, cids: list[int], embedder: str | None) -> tuple[np.ndarray, np.ndarray] | str:
+    """(chunk ids, vectors) of an episode's embeddings file when they match DuckDB's chunk ids `cids` and
+    the index's `embedder`, else why not, in one line (doctor reports it; repairs re-embed)."""
+    try:
+        with np.load(path) as z:
+            ids = z["chunk_ids"].astype(np.int64)
+            vecs = z["chunk_vecs"]
+            emb = str(z["embedder"]) if "embedder" in z else None
+    except FileNotFoundError:
+        return f"{path.name} is missing"
+    except NPZ_ERRORS as e:
+        return f"{path.name} is unreadable ({type(e).__name__})"
+    if sorted(ids.tolist()) != sorted(cids) or len(vecs) != len(ids):
+        return f"{path.name} holds other chunk ids than DuckDB"
+    if embedder and emb and emb != embedder:
+        return f"{path.name} holds {emb} vectors, the index uses {embedder}"
+    return ids, vecs
 

@@ -144,8 +144,18 @@ def cached(cache_dir: Path, name: str) -> Path | None:
 
 
 def media_duration(path: Path) -> float | None:
-    """Duration in seconds (None when unknown): the cache record first, else ffprobe."""
+    """Duration in seconds (None when unknown): the cache record first, else the container as the
+    decoder (PyAV) reads it. The one duration probe: ingest's --max-duration check and ASR windowing."""
     rec = read_ok(Path(path))
     if rec and isinstance(rec.get("duration"), (int, float)):
         return float(rec["duration"])
-    return ffprobe(Path(path))[1]
+    import av
+
+    try:
+        with av.open(str(path), mode="r", metadata_errors="ignore") as c:
+            if c.duration:
+                return c.duration / 1e6
+            streams = [s for s in c.streams.audio if s.duration and s.time_base]
+            return float(streams[0].duration * streams[0].time_base) if streams else None
+    except Exception:  # noqa: BLE001 - unknown: transcribe the whole file, faster-whisper reports errors
+        return None

@@ -8,8 +8,8 @@ DuckDB: an episode is trusted only once it reaches 'indexed', so a crash or Ctrl
 the episode in flight, and a rerun picks up from the stored transcript without re-transcribing.
 
 Batch engines (pipelines/) plug in through the public surface: `Pipeline(..., transcriber=,
-embedder=)`, `ingest(resolve=, run=)`, `reusable()`, and the writer entry `write()` / `write_all()`
-fed with `Transcribed` / `Failed` jobs.
+embedder=)`, `ingest(resolve=, run=)`, `existing()` (transcripts first: stored, publisher, captions),
+`chapters()`, and the writer entry `write()` / `write_all()` fed with `Transcribed` / `Failed` jobs.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ from .bm25 import KeywordIndex
 from .budget import HostBudget
 from .errors import ModelError, SourceError, TalkindexError
 from .fsutil import atomic_write_text, disk_full, open_new, replace_durably
-from .home import DEFAULT_EMBEDDER, ChunkOptions, IndexConfig, Layout, WriterLock, default_embedders
+from .home import ChunkOptions, IndexConfig, Layout, WriterLock, default_embedders
 from .housekeeping import Housekeeping
 from .records import TRUSTED, Episode, Status, Transcript
+from .requests import IngestOptions
 from .store import Store
 from .textsafe import line
 from .vectors import VectorIndex
@@ -39,24 +40,6 @@ from .vectors import VectorIndex
 log = logging.getLogger("talkindex")
 
 Progress = Callable[..., None]  # progress(event, **data); the CLI renders it, the library never prints
-
-
-@dataclass
-class IngestOptions:
-    """Options of one ingest run. None means "what the home's saved config says" (else the default)."""
-
-    model: str | None = None
-    device: str = "auto"
-    compute_type: str = "auto"
-    batch_size: int = 0
-    beam_size: int = 1
-    embedder: str | list[str] | None = None  # one name, "a+b", or a list: the ensemble (home.split_embedders)
-    chunk: ChunkOptions | None = None
-    force: bool = False
-    max_duration: float | None = None  # seconds; longer media is refused
-    max_bytes: int = 4 * 2**30
-    captions: str = "prefer"  # prefer | any | never: existing transcripts before ASR
-    allow_private_urls: bool = False  # let remote documents point at private/loopback addresses
 
 
 @dataclass
@@ -101,7 +84,7 @@ class Failed:
 Job = Transcribed | Failed
 
 
-class Pipeline(Housekeeping):
+class Pipeline:
     """Ingests a batch into one home: the only writer (see the module docstring)."""
 
     def __init__(self, home: Path, options: IngestOptions | None = None, progress: Progress | None = None, *,
@@ -109,19 +92,20 @@ class Pipeline(Housekeeping):
         self.layout = Layout(Path(home))
         self.opts = options or IngestOptions()
         self.progress = progress or (lambda event, **data: None)
-        self.store = Store(self.layout.db, writer=True)
+        self.store = Store(self.layout, writer=True)
         self.vectors = VectorIndex(self.layout.vectors)
         self.notice: str | None = None  # e.g. "mpnet not installed: MiniLM alone" (said once per run)
-        self.config = self._wanted_config(self.layout.load_config() if self.layout.config.exists() else None)
+        self.config = self._wanted_config()
         self.keywords = KeywordIndex(self.layout.keywords, self.config.keywords)
+        self.housekeeping = Housekeeping(self.layout, self.store, self.vectors, self.keywords, self._index_episode,
+                                         self.progress)
         self._transcriber = transcriber
         self._embedder = embedder
 
-    def _wanted_config(self, saved: IndexConfig | None) -> IndexConfig:
+    def _wanted_config(self) -> IndexConfig:
+        saved = self.store.built_config(IndexConfig())
         base = saved or IndexConfig()
-        if saved is None and self.layout.db.exists():  # a home made before config.json existed
-            base = IndexConfig().with_options(embedder=self.store.get_meta("embedder") or DEFAULT_EMBEDDER)
-        elif saved is None and self.opts.embedder is None:  # a new home: the ensemble, if installed
+        if saved is None and self.opts.embedder is None:  # a new home: the ensemble, if installed
             names, self.notice = default_embedders()
             base = replace(base, embedders=names)
         return base.with_options(model=self.opts.model, embedder=self.opts.embedder, chunk=self.opts.chunk)
@@ -177,10 +161,6 @@ class Pipeline(Housekeeping):
     ) -> IngestReport:
         """`resolve` (default `sources.resolve`) and `run` (default: download/transcribe here, write in
         the writer thread) let batch engines (pipelines/ray_ingest.py) plug in; the writer side stays here."""
-        from .transcripts import POLICIES
-
-        if self.opts.captions not in POLICIES:
-            raise ModelError(f"--captions {self.opts.captions}: use one of {', '.join(POLICIES)}")
         report = IngestReport(input_errors=list(input_errors or []))
         self.layout.check_usable(write=True)
         with WriterLock(self.layout):
@@ -190,7 +170,7 @@ class Pipeline(Housekeeping):
                     report.warnings.append(self.notice)
                     self.progress("warning", message=self.notice)
                 self.apply_config()
-                self.reconcile()
+                self.housekeeping.reconcile()
             except Exception as e:
                 if not disk_full(e):
                     raise
@@ -213,10 +193,7 @@ class Pipeline(Housekeeping):
 
     def apply_config(self) -> None:
         """Bring the home to the wanted config: re-embed or re-chunk stored transcripts, never re-transcribe."""
-        saved = self.layout.load_config()
-        if saved is None:
-            saved = IndexConfig().with_options(embedder=self.store.get_meta("embedder") or self.config.embedder,
-                                chunk=self.config.chunk, keywords=self.config.keywords)
+        saved = self.store.built_config(self.config, self.config.embedder) or self.config  # old home: keep chunking
         changes = saved.diff(self.config)
         has_data = bool(self.store.statuses())
         if "embed" in changes and has_data:
@@ -248,10 +225,7 @@ class Pipeline(Housekeeping):
         return list(seen.values())
 
     def _resolve(self, src: str) -> list[Episode]:
-        try:
-            return sources.resolve(src, allow_private=self.opts.allow_private_urls)
-        except TypeError:  # sources without the keyword (older batch hooks)
-            return sources.resolve(src)
+        return sources.resolve(src, allow_private=self.opts.allow_private_urls)
 
     def _plan(self, episodes: list[Episode], report: IngestReport) -> list[Episode]:
         states = self.store.statuses()
@@ -326,23 +300,30 @@ class Pipeline(Housekeeping):
             for msg in budget.summary():
                 self.progress("error", message=msg)
 
-    def _obtain(self, ep: Episode, report: IngestReport) -> Transcribed | Path:
-        """A stored or existing (publisher/captions) transcript, or the downloaded media to transcribe."""
+    def existing(self, ep: Episode, report: IngestReport) -> Transcribed | None:
+        """Transcripts first: the home's stored one, else the publisher's, else captions (per --captions).
+
+        None: only ASR is left, and only then is media downloaded. The one place of that order: `_obtain`
+        and the batch engines (pipelines/ray_ingest.py) both call it."""
         t = self.reusable(ep)
         if t is not None:
             return Transcribed(ep, t, fresh=False)
         t = self._existing_transcript(ep, report)
-        if t is not None:
-            return Transcribed(ep, t)
+        return Transcribed(ep, t) if t is not None else None
+
+    def _obtain(self, ep: Episode, report: IngestReport) -> Transcribed | Path:
+        """A stored or existing (publisher/captions) transcript, or the downloaded media to transcribe."""
+        got = self.existing(ep, report)
+        if got is not None:
+            return got
         media = sources.download(ep, self.layout.media, max_bytes=self.opts.max_bytes, force=self.opts.force,
                                  allow_private=self.opts.allow_private_urls,
                                  progress=lambda done, total, ep=ep: self.progress("download", episode=ep,
                                                                                     done=done, total=total))
         if self.opts.max_duration:  # the file's own length, before any decoding: itunes:duration may lie
             from .mediacache import media_duration
-            from .transcribe import media_duration as container_duration
 
-            self._check_duration(media_duration(Path(media)) or container_duration(Path(media)))
+            self._check_duration(media_duration(Path(media)))
         return media
 
     def _fetcher(self, ep: Episode) -> Callable[[str], tuple[bytes, str]]:
@@ -365,7 +346,7 @@ class Pipeline(Housekeeping):
             self._warn(ep, report, w)
         if t is not None:
             self._check_duration(t.duration, "transcript ends at ")
-            t.chapters = self._chapters(ep, report)
+            t.chapters = self.chapters(ep, report)
         return t
 
     def _check_duration(self, seconds: float | None, what: str = "") -> None:
@@ -374,7 +355,8 @@ class Pipeline(Housekeeping):
         if limit and seconds and seconds > limit:
             raise TalkindexError(f"longer than --max-duration ({what}{seconds:.0f} s > {limit:.0f} s)")
 
-    def _chapters(self, ep: Episode, report: IngestReport) -> list:
+    def chapters(self, ep: Episode, report: IngestReport) -> list:
+        """Published chapters (feed or chapters URL); warnings go to the report. Batch engines attach them to ASR."""
         if not (ep.chapters or ep.chapters_url):
             return []
         from .chapters import fetch_chapters
@@ -389,7 +371,7 @@ class Pipeline(Housekeeping):
         t = self.transcriber(ep.id, media,
                              lambda d, tot, ep=ep: self.progress("transcribe", episode=ep, done=d, total=tot))
         self._check_duration(t.duration)
-        t.chapters = self._chapters(ep, report)
+        t.chapters = self.chapters(ep, report)
         return t
 
     def reusable(self, ep: Episode) -> Transcript | None:
@@ -457,13 +439,8 @@ class Pipeline(Housekeeping):
 
     def _index_episode(self, episode_id: str, t: Transcript) -> int:
         """Chunk, embed, store rows, add vectors and keywords, mark indexed — in that order (crash-safe)."""
-        from .chapter_detect import episode_chapters
-
-        sents = chunking.sentences(t, self.config.chunk)
-        sent_vecs = self._encode([s.text for s in sents])
-        chapters = episode_chapters(t.chapters, sents, sent_vecs, t.duration)  # published win, else detected
-        chunks = chunking.windows(sents, episode_id, self.config.chunk, [c.start for c in chapters])
-        chunk_vecs = self._encode([c.text for c in chunks])
+        e = embed_transcript(t, self.embedder, self.config.chunk, episode_id)
+        sents, sent_vecs, chapters, chunks, chunk_vecs = e.sents, e.sent_vecs, e.chapters, e.chunks, e.chunk_vecs
         ids = self.store.save_chunks(episode_id, sents, chunks, self.config.embedder, chapters)
         path = self.layout.embeddings(episode_id)
         tmp = path.with_suffix(".tmp.npz")
@@ -480,18 +457,43 @@ class Pipeline(Housekeeping):
         self.store.mark_indexed([episode_id])
         return len(ids)
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        return self.embedder.encode_passages(texts) if texts else np.zeros((0, 1), np.float32)
 
     def finish(self) -> None:
         """End of a run (also after Ctrl-C): stale entries dropped, segments compacted, ONNX export."""
-        self.drop_orphans()  # re-indexed episodes (--force, re-chunking) left entries of their old chunks
+        self.housekeeping.drop_orphans()  # re-indexed episodes (--force, re-chunking) left entries of their old chunks
         self.vectors.compact()
         self.keywords.compact()
         if self._embedder is not None:
             from .embedding import export_missing
 
             export_missing(self._embedder)
+
+
+@dataclass
+class Embedded:
+    """One episode as the index holds it: sentences and their vectors, chapters, windows and theirs."""
+
+    sents: list
+    sent_vecs: np.ndarray
+    chapters: list
+    chunks: list
+    chunk_vecs: np.ndarray
+
+
+def embed_transcript(t: Transcript, embedder, opts: ChunkOptions, episode_id: str | None = None) -> Embedded:
+    """Sentences → their vectors → chapters (published win, else detected from those vectors) → windows
+    that never straddle a chapter → the windows' vectors. The one recipe: ingest's writer and the batch
+    engines' embed workers (pipelines/ray_ingest.py) both call it, so their windows are the same texts."""
+    from .chapter_detect import episode_chapters
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return embedder.encode_passages(texts) if texts else np.zeros((0, 1), np.float32)
+
+    sents = chunking.sentences(t, opts)
+    sent_vecs = encode([s.text for s in sents])
+    chapters = episode_chapters(t.chapters, sents, sent_vecs, t.duration)
+    chunks = chunking.windows(sents, episode_id or t.episode_id, opts, [c.start for c in chapters])
+    return Embedded(sents, sent_vecs, chapters, chunks, encode([c.text for c in chunks]))
 
 
 def _first_line(e: BaseException) -> str:

@@ -12,27 +12,27 @@ import logging
 import math
 import os
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from .errors import UsageError
+from .links import youtube_id
 from .npzrows import NPZ_ERRORS, member_rows
 from .records import Hit
+from .requests import DEFAULT_MODE
 
 log = logging.getLogger("talkindex")
 
-MODES = ("hybrid", "dense", "keyword")
 RRF_K = 60
 
 
 @dataclass
 class SearchOptions:
     k: int = 5
-    mode: str = "hybrid"
+    mode: str = DEFAULT_MODE
     show: str | None = None
     since: str | None = None  # YYYY-MM-DD
     episode: str | None = None
@@ -58,15 +58,7 @@ def deep_link(webpage_url: str, media_url: str, start: float, local: bool = Fals
     if local or url.startswith("/"):
         path = media_url if media_url.startswith("/") else url.removeprefix("file://")
         return f"file://{path}#t={t}"
-    parts = urlsplit(url)
-    host = parts.netloc.lower().removeprefix("www.").removeprefix("m.")
-    vid = None
-    if host in ("youtube.com", "music.youtube.com") and parts.path == "/watch":
-        vid = parse_qs(parts.query).get("v", [None])[0]
-    elif host == "youtu.be":
-        vid = parts.path.strip("/") or None
-    elif host == "youtube.com" and parts.path.startswith(("/shorts/", "/live/", "/embed/")):
-        vid = parts.path.split("/")[2]
+    vid = youtube_id(url)
     if vid:
         return f"https://www.youtube.com/watch?v={vid}&t={t}s"
     return f"{url.split('#')[0]}#t={t}"
@@ -87,10 +79,14 @@ def chapter_at(chapters_json: str | None, t: float) -> str:
         return ""
 
 
+STOP_WORDS = frozenset({"the", "a", "an", "of", "to", "in", "is", "are", "what", "how", "why", "and", "or", "for",
+                        "on", "do", "does", "it", "that", "this", "with", "be", "by", "as", "at", "from", "was",
+                        "when"})
+
+
 def highlight_terms(query: str) -> list[str]:
-    stop = {"the", "a", "an", "of", "to", "in", "is", "are", "what", "how", "why", "and", "or", "for",
-            "on", "do", "does", "it", "that", "this", "with", "be", "by", "as", "at", "from", "was", "when"}
-    return [w for w in re.findall(r"[\w'-]+", query.lower()) if len(w) > 2 and w not in stop]
+    """The question's words worth marking in a hit's text (the CLI's and the page's highlighting)."""
+    return [w for w in re.findall(r"[\w'-]+", query.lower()) if len(w) > 2 and w not in STOP_WORDS]
 
 
 class Searcher:
@@ -108,14 +104,18 @@ class Searcher:
         self.keywords = KeywordIndex(layout.keywords, config.keywords)
         self.row_cache = RowCache(store)
         self._encoder = None
+        self._encoder_lock = threading.Lock()
         self._vec_cache: OrderedDict[tuple[str, str], tuple[float, np.ndarray]] = OrderedDict()
         self._vec_bytes = 0
         self._paths: dict[str, str] = {}  # episode id → its embeddings file (pathlib costs ~20 µs a call)
 
     # -- query encoding ------------------------------------------------------------------------
     def encode(self, queries: list[str]) -> np.ndarray:
+        """Query vectors (thread-safe: the encoders load once, onnxruntime runs concurrently)."""
         if self._encoder is None:
-            self._encoder = self._load_encoder()
+            with self._encoder_lock:
+                if self._encoder is None:
+                    self._encoder = self._load_encoder()
         return self._encoder(queries)
 
     def _load_encoder(self):
@@ -151,10 +151,7 @@ class Searcher:
 
     # -- search ----------------------------------------------------------------------------------
     def search(self, query: str, opts: SearchOptions, qvec: np.ndarray | None = None) -> list[Hit]:
-        if not query or not query.strip():
-            raise UsageError("empty question: type what you want to find, e.g. talkindex ask \"what is feature drift\"")
-        if opts.mode not in MODES:
-            raise UsageError(f"unknown mode {opts.mode!r}: use one of {', '.join(MODES)}")
+        """The ranked hits for `query` (already validated: `requests.AskRequest`, as `Index.ask` builds)."""
         if qvec is None and opts.mode in ("hybrid", "dense"):
             qvec = self.encode([query])[0]  # before opening the database: hold it as briefly as possible
         with self.store.connect(read_only=True) as con:

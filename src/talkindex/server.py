@@ -9,7 +9,6 @@ UI for `/docs` is served from the `fastapi-offline` package's files instead of a
 
 from __future__ import annotations
 
-import datetime
 import logging
 import mimetypes
 import re
@@ -17,7 +16,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,19 +29,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .api import Index, dumps, hits_json
 from .errors import BusyError, NotFoundError, TalkindexError, UsageError
 from .formats import FORMATS, hms, render, sections
+from .links import youtube_id
+from .requests import DEFAULT_FORMAT, DEFAULT_K, DEFAULT_MODE, MODES, AskRequest, TranscriptRequest, seconds
+from .search import highlight_terms
 
 log = logging.getLogger("talkindex")
 
 WEB = Path(__file__).parent / "web"
-MAX_QUESTION = 500  # characters; a question longer than this is refused with a 400
-MAX_K = 50
-MODES = ("hybrid", "dense", "keyword")
 VIDEO_EXTS = {"mp4", "m4v", "webm", "mkv", "mov", "ogv"}
 TRANSCRIPT_TYPES = {"txt": "text/plain", "srt": "application/x-subrip", "vtt": "text/vtt",
                     "json": "application/json", "outline": "text/plain", "youtube": "text/plain"}
-_YT_ID = re.compile(r"^[A-Za-z0-9_-]{6,20}$")
-_STOP = {"the", "a", "an", "of", "to", "in", "is", "are", "what", "how", "why", "and", "or", "for", "on", "do",
-         "does", "it", "that", "this", "with", "be", "by", "as", "at", "from", "was", "when"}
 
 # No inline script anywhere; media may come from the episode's own host; YouTube only in its iframe.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https://i.ytimg.com; "
@@ -118,20 +114,6 @@ class SecurityHeaders:
 
 
 # -- helpers that do not need the app -------------------------------------------------------------
-def youtube_id(url: str) -> str | None:
-    """The video id of a YouTube watch/short/embed URL, else None."""
-    parts = urlsplit(url or "")
-    host = parts.netloc.lower().removeprefix("www.").removeprefix("m.")
-    vid = None
-    if host in ("youtube.com", "music.youtube.com") and parts.path == "/watch":
-        vid = parse_qs(parts.query).get("v", [None])[0]
-    elif host == "youtu.be":
-        vid = parts.path.strip("/")
-    elif host == "youtube.com" and parts.path.startswith(("/shorts/", "/live/", "/embed/")):
-        vid = parts.path.split("/")[2]
-    return vid if vid and _YT_ID.match(vid) else None
-
-
 def media_file(index: Index, row: dict) -> Path | None:
     """The file the server may serve for an episode: its local input or its verified download, else None.
 
@@ -160,7 +142,7 @@ def player(index: Index, row: dict) -> dict:
 
 def highlight(text: str, question: str) -> Markup:
     """`text` escaped, with words starting with the question's terms wrapped in <mark>."""
-    terms = [w for w in re.findall(r"[\w'-]+", question.lower()) if len(w) > 2 and w not in _STOP]
+    terms = highlight_terms(question)
     if not terms:
         return escape(text)
     pat = re.compile(r"\b(?:" + "|".join(re.escape(t) for t in terms) + r")\w*", re.I)
@@ -175,25 +157,6 @@ def highlight(text: str, question: str) -> Markup:
 def safe_url(url: str | None) -> str:
     """`url` if it is http(s), else "" (a feed could name javascript: or data: links)."""
     return url if url and urlsplit(url).scheme.lower() in ("http", "https") else ""
-
-
-def check_ask(q: str | None, k: int, mode: str, since: str | None) -> str:
-    """`q` as given (the CLI passes it on unstripped too), or UsageError (→ 400) for what we refuse."""
-    q = q or ""
-    if not q.strip():
-        raise UsageError("empty question: pass q=, e.g. /api/ask?q=what+is+feature+drift")
-    if len(q) > MAX_QUESTION:
-        raise UsageError(f"question too long ({len(q)} characters; at most {MAX_QUESTION})")
-    if not 1 <= k <= MAX_K:
-        raise UsageError(f"k must be between 1 and {MAX_K}")
-    if mode not in MODES:
-        raise UsageError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
-    if since:
-        try:
-            datetime.date.fromisoformat(since)
-        except ValueError:
-            raise UsageError(f"since {since!r} is not a date like 2024-01-31") from None
-    return q
 
 
 def _status(e: TalkindexError) -> int:
@@ -223,7 +186,7 @@ def create_app(home: str | Path | None = None, index: Index | None = None,
                allowed_hosts: Iterable[str] = LOOPBACK_HOSTS) -> FastAPI:
     """The ASGI app over `home` (or an already open `index`), answering only requests for `allowed_hosts`."""
     index = index or Index(home)
-    lock = threading.Lock()  # one ask at a time: the Searcher's caches are not documented as thread-safe
+    lock = threading.Lock()  # ranking one at a time: the Searcher's caches are not documented as thread-safe
     env = templates()
     app = FastAPI(title="talkindex", version="1", docs_url=None, redoc_url=None,
                   description="Read-only search over an index of talks, podcasts and videos.")
@@ -234,9 +197,12 @@ def create_app(home: str | Path | None = None, index: Index | None = None,
     def page(name: str, code: int = 200, **ctx) -> HTMLResponse:
         return HTMLResponse(env.get_template(name).render(**ctx), status_code=code)
 
-    def ask(q: str, k: int, mode: str, show: str | None, since: str | None, episode: str | None):
+    def ask(req: AskRequest):
+        """The query encoders (most of an ask's time, two models) run outside the lock: onnxruntime
+        sessions are thread-safe and release the GIL, so concurrent clients overlap on the cores."""
+        qvec = index.encode(req)
         with lock:
-            return index.ask(q, k=k, mode=mode, show=show or None, since=since or None, episode=episode or None)
+            return index.ask(req, qvec=qvec)
 
     # errors: JSON under /api, a small page elsewhere; never a traceback
     def wants_json(request: Request) -> bool:
@@ -281,10 +247,10 @@ def create_app(home: str | Path | None = None, index: Index | None = None,
 
     @app.get("/api/ask", summary="Moments that answer a question (same as `talkindex ask --json`)",
              responses=errors)
-    def api_ask(q: str = "", k: int = 5, mode: str = "hybrid", show: Optional[str] = None,
+    def api_ask(q: str = "", k: int = DEFAULT_K, mode: str = DEFAULT_MODE, show: Optional[str] = None,
                 since: Optional[str] = None, episode: Optional[str] = None) -> Response:
-        question = check_ask(q, k, mode, since)
-        return Response(dumps(hits_json(ask(question, k, mode, show, since, episode))), media_type="application/json")
+        req = AskRequest(q, k, mode, show, since, episode)
+        return Response(dumps(hits_json(ask(req))), media_type="application/json")
 
     @app.get("/api/episodes", summary="Episodes (same as `talkindex list --json`)")
     def api_episodes() -> Response:
@@ -292,13 +258,12 @@ def create_app(home: str | Path | None = None, index: Index | None = None,
 
     @app.get("/api/episodes/{episode_id}/transcript", summary="A transcript (same as `talkindex transcript`)",
              responses=errors)
-    def api_transcript(episode_id: str, format: str = Query("txt", description=" | ".join(FORMATS)),
+    def api_transcript(episode_id: str, format: str = Query(DEFAULT_FORMAT, description=" | ".join(FORMATS)),
                        download: bool = False) -> Response:
-        if format not in FORMATS:
-            raise UsageError(f"unknown format {format!r}: use one of {', '.join(FORMATS)}")
-        body = render(index.transcript(episode_id), format)
+        req = TranscriptRequest(episode_id, format)
+        body = render(index.transcript(req.episode_id), req.format)
         headers = {"Content-Disposition": f'attachment; filename="{episode_id}.{format}"'} if download else None
-        return Response(body, media_type=f"{TRANSCRIPT_TYPES[format]}; charset=utf-8", headers=headers)
+        return Response(body, media_type=f"{TRANSCRIPT_TYPES[req.format]}; charset=utf-8", headers=headers)
 
     # -- media: only files that belong to indexed episodes ----------------------------------------
     @app.get("/media/{episode_id}", include_in_schema=False)
@@ -311,14 +276,14 @@ def create_app(home: str | Path | None = None, index: Index | None = None,
 
     # -- pages -----------------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home_page(q: str = "", k: int = 5, mode: str = "hybrid", show: str = "", since: str = "",
+    def home_page(q: str = "", k: int = DEFAULT_K, mode: str = DEFAULT_MODE, show: str = "", since: str = "",
                   episode: str = "") -> HTMLResponse:
         form = {"q": q, "k": k, "mode": mode, "show": show, "since": since, "episode": episode}
         eps = index.episodes()
         hits, error, status = [], "", 200
         if q.strip():
             try:
-                hits = ask(check_ask(q, k, mode, since), k, mode, show, since, episode)
+                hits = ask(AskRequest(q, k, mode, show, since, episode))
             except TalkindexError as e:
                 error, status = public(e), _status(e)
         rows = {}
@@ -335,6 +300,7 @@ def create_app(home: str | Path | None = None, index: Index | None = None,
 
     @app.get("/episode/{episode_id}", response_class=HTMLResponse, include_in_schema=False)
     def episode_page(episode_id: str, t: Optional[float] = None) -> HTMLResponse:
+        t = seconds(t, "t")  # ?t=inf or nan: a 400, not an overflow in the template
         row = index.episode(episode_id)
         try:
             tr = index.transcript(episode_id)

@@ -26,7 +26,6 @@ from talkindex.errors import SourceError
 from talkindex.feeds import (
     GENERIC_MIME,
     MEDIA_EXTS,
-    clip,
     feed_episodes,
     looks_like_feed,
     parse_date,
@@ -34,12 +33,7 @@ from talkindex.feeds import (
     url_ext,
 )
 from talkindex.records import Episode
-from talkindex.textsafe import line, unquote_name
-
-_ffprobe = mediacache.ffprobe  # older callers
-_short = ytdl.short
-safe_id = ytdl.safe_id
-media_duration = mediacache.media_duration
+from talkindex.textsafe import clip, line, unquote_name
 
 log = logging.getLogger("talkindex")
 
@@ -214,7 +208,7 @@ def _resolve_local(text: str, source: str) -> Episode:
         raise SourceError(source, "is a directory (list its media files one per line)")
     if not p.is_file():
         raise SourceError(source, "not a regular file")
-    tags, duration = _ffprobe(p)
+    tags, duration = mediacache.ffprobe(p)
     path = str(p)
     return Episode(
         id="file-" + sha12(path), title=tags.get("title") or p.stem, source=source, media_url=path,
@@ -298,10 +292,6 @@ def _set_origin(ep: Episode, origin: net.Origin) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# yt-dlp
-
-
-# ---------------------------------------------------------------------------------------------
 # download
 
 
@@ -332,7 +322,7 @@ def download(episode: Episode, cache_dir: Path, *, max_bytes: int = 4 * 2**30,
     url = episode.media_url
     if urlsplit(url).scheme.lower() not in ("http", "https"):
         raise SourceError(label, "only http and https URLs can be downloaded")
-    name = safe_id(episode.id)
+    name = ytdl.safe_id(episode.id)
     if not name:
         raise SourceError(label, "unusable episode id")
     cache_dir = Path(cache_dir)

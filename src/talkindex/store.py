@@ -22,17 +22,9 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from .duck import (
-    _OPEN_LOCK,
-    READER_KEEP_S,
-    _bulk,
-    _dicts,
-    _drop_reader,
-    _keep_reader,
-    _keepers,
-)
+from .duck import OPEN_LOCK, READER_KEEP_S, bulk_insert, dict_rows, drop_reader, keep_reader, touch_reader
 from .errors import BusyError, HomeError
-from .home import SCHEMA_VERSION, Layout, ingest_running
+from .home import DEFAULT_EMBEDDER, SCHEMA_VERSION, IndexConfig, Layout, ingest_running
 from .records import Chapter, Chunk, Episode, Status, Transcript, chapters_of
 
 log = logging.getLogger("talkindex")
@@ -66,10 +58,8 @@ CREATE TABLE IF NOT EXISTS sentences (
 );
 CREATE TABLE IF NOT EXISTS chunks (
     id BIGINT PRIMARY KEY, episode_id TEXT, idx INTEGER, start DOUBLE, "end" DOUBLE, text TEXT,
-    quality DOUBLE, first_sentence INTEGER, last_sentence INTEGER,
-    grams TEXT  -- unused since the keyword index moved to bm25.py (kept for old homes)
-);
-ALTER TABLE chunks ADD COLUMN IF NOT EXISTS grams TEXT;
+    quality DOUBLE, first_sentence INTEGER, last_sentence INTEGER
+);  -- homes made before bm25.py also have an unused `grams` column here: every statement names its columns
 ALTER TABLE episodes ADD COLUMN IF NOT EXISTS transcript_source TEXT;
 ALTER TABLE episodes ADD COLUMN IF NOT EXISTS transcript_url TEXT;
 ALTER TABLE episodes ADD COLUMN IF NOT EXISTS word_timing TEXT;
@@ -88,9 +78,9 @@ _COLS = ", ".join(f'"{c}"' for c in EPISODE_COLS)
 class Store:
     """The one owner of the schema: every SQL statement of the project is a method here."""
 
-    def __init__(self, path: Path, writer: bool = False):
-        self.path = Path(path)
-        self.layout = Layout(self.path.parent)
+    def __init__(self, layout: Layout, writer: bool = False):
+        self.layout = layout  # its writer lock decides whether a reader may keep the file open
+        self.path = layout.db
         # In the writer's process every connection is read-write: DuckDB refuses to mix
         # read-only and read-write connections to one file inside one process.
         self.writer = writer
@@ -112,13 +102,13 @@ class Store:
         delay = 0.01
         while True:
             try:
-                with _OPEN_LOCK:
+                with OPEN_LOCK:
                     if not read_only:
-                        _drop_reader(str(self.path))
+                        drop_reader(str(self.path))
                     elif READER_KEEP_S > 0 and not ingest_running(self.layout):
-                        _keep_reader(str(self.path))
+                        keep_reader(str(self.path))
                     else:
-                        _drop_reader(str(self.path))
+                        drop_reader(str(self.path))
                     con = duckdb.connect(str(self.path), read_only=read_only)
                 try:
                     con.execute("SET enable_progress_bar = false")
@@ -138,16 +128,25 @@ class Store:
         try:
             yield con
         finally:
-            with _OPEN_LOCK:
+            with OPEN_LOCK:
                 con.close()
-                if read_only and str(self.path) in _keepers:
-                    _keepers[str(self.path)][1] = time.monotonic()
+                if read_only:
+                    touch_reader(str(self.path))
 
     def init(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.connect() as con:
             con.execute(SCHEMA)
             con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+    def built_config(self, default: IndexConfig, embedder: str = DEFAULT_EMBEDDER) -> IndexConfig | None:
+        """How this home's index was built: its config.json; for a home made before config.json
+        existed, `default` with the embedder its database records (else `embedder`, what such homes
+        used); None for a new home."""
+        saved = self.layout.load_config()
+        if saved is None and self.path.exists():
+            return default.with_options(embedder=self.get_meta("embedder") or embedder)
+        return saved
 
     def get_meta(self, key: str) -> str | None:
         with self.connect(read_only=True) as con:
@@ -201,11 +200,11 @@ class Store:
         with self.connect() as con:
             con.begin()
             self._delete_rows(con, t.episode_id, ("segments", "words", "sentences", "chunks"))
-            _bulk(con, "segments", {
+            bulk_insert(con, "segments", {
                 "episode_id": [t.episode_id] * len(t.segments), "idx": list(range(len(t.segments))),
                 **{c: [getattr(s, c) for s in t.segments] for c in SEGMENT_COLS[1:]},
             })
-            _bulk(con, "words", {
+            bulk_insert(con, "words", {
                 name: [w[i] for w in words]
                 for i, name in enumerate(["episode_id", "seg_idx", "idx", "start", "end", "text", "probability"])
             })
@@ -232,13 +231,13 @@ class Store:
             base = con.execute("SELECT coalesce(max(id), 0) + 1 FROM chunks").fetchone()[0]
             base = max(base, int(self._get(con, "next_chunk_id") or 1))
             ids = list(range(base, base + len(chunks)))
-            _bulk(con, "sentences", {
+            bulk_insert(con, "sentences", {
                 "episode_id": [episode_id] * len(sentences), "idx": [s.idx for s in sentences],
                 "start": [s.start for s in sentences], "end": [s.end for s in sentences],
                 "text": [s.text for s in sentences], "quality": [s.quality for s in sentences],
                 "speaker": [getattr(s, "speaker", "") or "" for s in sentences],
             })
-            _bulk(con, "chunks", {
+            bulk_insert(con, "chunks", {
                 "id": ids, "episode_id": [episode_id] * len(chunks), "idx": [c.idx for c in chunks],
                 "start": [c.start for c in chunks], "end": [c.end for c in chunks],
                 "text": [c.text for c in chunks], "quality": [c.quality for c in chunks],
@@ -371,7 +370,7 @@ class Store:
                 args.append(status)
             sql += " ORDER BY published NULLS LAST, title"
             cur = con.execute(sql, args)
-            rows = _dicts(cur)
+            rows = dict_rows(cur)
         for r in rows:  # how many chapters and where they came from, not the chapters themselves
             chapters = chapters_of(r.pop("chapters"))
             r["chapters"] = len(chapters)
@@ -380,7 +379,7 @@ class Store:
 
     def episode(self, episode_id: str) -> dict | None:
         with self.connect(read_only=True) as con:
-            rows = _dicts(con.execute("SELECT * FROM episodes WHERE id = ?", [episode_id]))
+            rows = dict_rows(con.execute("SELECT * FROM episodes WHERE id = ?", [episode_id]))
         return rows[0] if rows else None
 
     def statuses(self) -> dict[str, str]:

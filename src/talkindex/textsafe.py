@@ -43,7 +43,7 @@ def line(s: object, width: int | None = None) -> str:
     return clip(text, width) if width else text
 
 
-def clip(s: str, width: int) -> str:
+def clip(s: str, width: int = 80) -> str:
     """At most `width` characters; a clipped string ends with "…" (never inside an escape sequence)."""
     if len(s) <= width:
         return s

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ModelError, TranscriptionError
+from .home import DEFAULT_MODEL
+from .mediacache import media_duration
 from .records import Segment, Transcript, Word
 
 if TYPE_CHECKING:
@@ -27,7 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("talkindex")
 
-DEFAULT_MODEL = "tiny.en"
 SAMPLE_RATE = 16000
 WINDOW_SEARCH_S = 30.0  # where, before a window's end, to look for a quiet cut point
 
@@ -238,20 +239,6 @@ class Transcriber:
         if info is None:
             return [], SimpleNamespace(language=self.options.language or "en", duration=0.0)
         return segments, SimpleNamespace(language=info.language, duration=done)
-
-
-def media_duration(media: Path) -> float | None:
-    """Container duration in seconds (None when the container does not say)."""
-    import av
-
-    try:
-        with av.open(str(media), mode="r", metadata_errors="ignore") as c:
-            if c.duration:
-                return c.duration / 1e6
-            streams = [s for s in c.streams.audio if s.duration and s.time_base]
-            return float(streams[0].duration * streams[0].time_base) if streams else None
-    except Exception:  # noqa: BLE001 - unknown: transcribe the whole file, faster-whisper reports errors
-        return None
 
 
 @dataclass

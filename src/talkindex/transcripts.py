@@ -30,11 +30,13 @@ from urllib.parse import urlsplit
 from .errors import SourceError, UsageError
 from .langguess import guess_language, language_mismatch, primary
 from .records import TRANSCRIPT_SOURCES, Episode, Segment, Transcript, TranscriptRef, Word
+from .requests import CAPTION_POLICIES
 from .textdecode import BinaryBody, decode_body
+from .textsafe import line
 
 log = logging.getLogger("talkindex")
 
-POLICIES = {"never": (), "prefer": ("publisher", "captions"), "any": ("publisher", "captions", "auto-captions")}
+POLICIES = CAPTION_POLICIES  # --captions: which existing transcripts come before ASR
 MAX_BYTES = 32 * 2**20  # a transcript larger than this is not a transcript
 MAX_CUE_S = 300.0  # one cue longer than this is not timed finely enough to point at a moment
 # Per episode: an existing transcript beyond these is indexed up to them, with one note (20,000 cues, or
@@ -149,7 +151,7 @@ def parse_transcript(body: bytes, content_type: str = "", *, url: str = "", sour
     except RecursionError:
         raise TranscriptUnusable(f"malformed {FORMAT_NAMES[fmt]} (nested too deeply)") from None
     except Exception as e:  # noqa: BLE001 - a library's parse error is a reason, never a crash
-        reason = f"malformed {FORMAT_NAMES.get(fmt, fmt)} ({type(e).__name__}: {clip_text(str(e))})"
+        reason = f"malformed {FORMAT_NAMES.get(fmt, fmt)} ({type(e).__name__}: {line(str(e), 120)})"
         raise TranscriptUnusable(reason) from None
     if not segments:
         raise TranscriptUnusable(f"{FORMAT_NAMES[fmt]} transcript has no timed text")
@@ -162,9 +164,6 @@ def parse_transcript(body: bytes, content_type: str = "", *, url: str = "", sour
     )
 
 
-def clip_text(s: str, n: int = 120) -> str:
-    s = " ".join(s.split())
-    return s if len(s) <= n else s[: n - 1] + "…"
 
 
 def _vtt_cues(text: str) -> list[_Cue]:
@@ -211,7 +210,7 @@ def _srt_cues(text: str) -> tuple[list[_Cue], list[str]]:
         finally:
             quiet.setLevel(level)
         if not subs:
-            raise TranscriptUnusable(f"malformed SRT ({clip_text(str(e))})") from None
+            raise TranscriptUnusable(f"malformed SRT ({line(str(e), 120)})") from None
         notes.append("skipped garbled SRT blocks")
     cues = []
     speaker = ""  # Podcasting 2.0 SRT: "Name: " starts a card when the speaker changes, and holds after it
@@ -518,7 +517,7 @@ def fetch_existing(episode: Episode, policy: str, fetch: Callable[[str], tuple[b
             failures.append((ref.url, e.reason))
             continue
         except OSError as e:
-            failures.append((ref.url, clip_text(str(e) or type(e).__name__)))
+            failures.append((ref.url, line(str(e) or type(e).__name__, 120)))
             continue
         except TranscriptUnusable as e:
             failures.append((ref.url, e.reason))

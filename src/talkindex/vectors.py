@@ -19,18 +19,18 @@ Small new segments are always Flat, so adding an episode never retrains or rewri
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
+
+from .segments import SegmentDir, segments_to_merge
 
 log = logging.getLogger("talkindex")
 
 EXACT_MAX = 50_000  # vectors; above this a segment is IVF (see the module docstring)
 HALF_MIN = 20_000  # vectors; from here to EXACT_MAX a segment scans float16 codes (half the bytes of Flat,
 # recall@10 1.0 against it)
-HNSW_THRESHOLD = EXACT_MAX  # old name, kept for callers
 NPROBE = 64  # IVF lists scanned per query (see the module docstring for the recall it buys)
 TRAIN_PER_LIST = 64  # k-means training sample per IVF list
 MAX_SEGMENTS = 8
@@ -83,6 +83,7 @@ def build_index(vecs: np.ndarray, ids: np.ndarray, factory: str = "auto"):
 class VectorIndex:
     def __init__(self, directory: Path, factory: str = "auto"):
         self.dir = Path(directory)
+        self.segs = SegmentDir(self.dir, "seg", ".faiss")
         self.factory = factory
         self._loaded: dict[str, object] = {}
         self._warned: set[str] = set()
@@ -90,18 +91,11 @@ class VectorIndex:
     # -- manifest ----------------------------------------------------------------------------
     @property
     def manifest_path(self) -> Path:
-        return self.dir / "manifest.json"
+        return self.segs.manifest_path
 
     def _read_manifest(self) -> dict:
         """The manifest as stored; FileNotFoundError, or ValueError when unreadable or malformed."""
-        try:
-            m = json.loads(self.manifest_path.read_text())
-        except FileNotFoundError:
-            raise
-        except (OSError, UnicodeDecodeError) as e:
-            raise ValueError(f"unreadable ({e})") from None
-        if not isinstance(m, dict) or not isinstance(m.get("segments"), list):
-            raise ValueError("not a manifest")
+        m = self.segs.read_manifest()
         for s in m["segments"]:
             if not isinstance(s, dict) or not isinstance(s.get("file"), str) or not isinstance(s.get("n"), int):
                 raise ValueError("bad segment entry")
@@ -119,14 +113,14 @@ class VectorIndex:
         try:
             return self._read_manifest()
         except (FileNotFoundError, ValueError):
-            return {"dim": None, "embedder": None, "segments": [], "seq": self._max_seq()}
+            return {"dim": None, "embedder": None, "segments": [], "seq": self.segs.max_seq()}
 
     def damaged(self) -> str | None:
         """Why the vectors cannot be trusted as they are (None when fine): a bad manifest or segment."""
         try:
             m = self._read_manifest()
         except FileNotFoundError:
-            return "the vector manifest is missing" if any(self.dir.glob("seg-*.faiss")) else None
+            return "the vector manifest is missing" if self.segs.unnamed(set()) else None
         except ValueError as e:
             return f"the vector manifest is damaged ({e})"
         for s in m["segments"]:
@@ -142,7 +136,7 @@ class VectorIndex:
         try:
             m = self._read_manifest()
         except FileNotFoundError:
-            return None, []
+            return (f"{self.manifest_path} is missing" if self.segs.unnamed(set()) else None), []
         except ValueError as e:
             return f"{self.manifest_path}: {e}", []
         out = []
@@ -162,27 +156,15 @@ class VectorIndex:
             out.append(rec)
         return None, out
 
-    def _max_seq(self) -> int:
-        seq = 0
-        for p in self.dir.glob("seg-*.faiss"):
-            try:
-                seq = max(seq, int(p.stem.split("-")[1]))
-            except (IndexError, ValueError):
-                pass
-        return seq
-
     def _write_manifest(self, m: dict) -> None:
-        from .fsutil import atomic_write_text
-
-        atomic_write_text(self.manifest_path, json.dumps(m, indent=1))
+        self.segs.write_manifest(m)
 
     def _write_segment(self, m: dict, index, fac: str, n: int) -> dict:
         """Write one segment file durably under a never-used name; returns its manifest entry."""
         from .fsutil import replace_durably
 
-        m["seq"] = max(int(m.get("seq") or 0), self._max_seq()) + 1
-        name = f"seg-{m['seq']:06d}.faiss"
-        tmp = self.dir / f".{name}.tmp"
+        name = self.segs.new_name(m)
+        tmp = self.segs.tmp(name)
         tmp.unlink(missing_ok=True)  # FAISS opens by name: a link planted here must not be followed
         _faiss().write_index(index, str(tmp))
         replace_durably(tmp, self.dir / name)
@@ -211,7 +193,7 @@ class VectorIndex:
     def rebuild(self, ids: np.ndarray, vecs: np.ndarray, embedder: str | None) -> None:
         """Replace every segment with one built from (ids, vecs): doctor's and self-heal's entry."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        m = {"dim": None, "embedder": None, "segments": [], "seq": max(self.manifest()["seq"], self._max_seq())}
+        m = {"dim": None, "embedder": None, "segments": [], "seq": max(self.manifest()["seq"], self.segs.max_seq())}
         if len(ids):
             vecs = np.asarray(vecs, np.float32)
             vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)  # float16 round trip
@@ -232,7 +214,7 @@ class VectorIndex:
         """Merge small segments (or all, with `full`), keeping only `live_ids` if given."""
         m = self.manifest()
         segs = m["segments"]
-        merge = segments_to_merge(segs, full or live_ids is not None)
+        merge = segments_to_merge(segs, full or live_ids is not None, MAX_SEGMENTS)
         if not merge:
             return False
         ids, vecs = self._read_segments(merge)
@@ -249,19 +231,26 @@ class VectorIndex:
         self.gc()
         return True
 
-    def gc(self) -> None:
-        """Delete segment files the manifest no longer names (left by compaction or a crash).
+    def stray_files(self) -> list[Path]:
+        """Files left by an interrupted write or a compaction: temporary segments, and segment files the
+        manifest does not name (only when the manifest is readable: else they are what a repair uses)."""
+        if not self.dir.exists():
+            return []
+        stray = self.segs.temporaries()
+        try:
+            named = {s["file"] for s in self._read_manifest()["segments"]}
+        except (FileNotFoundError, ValueError):
+            return stray
+        return stray + self.segs.unnamed(named)
 
-        Never while the manifest is missing or damaged: those files are what a repair rebuilds from."""
+    def gc(self) -> None:
+        """Delete `stray_files()`. Never while the manifest is missing or damaged: those files are what a
+        repair rebuilds from."""
         try:
             self._read_manifest()
         except (FileNotFoundError, ValueError):
             return
-        named = {s["file"] for s in self.manifest()["segments"]}
-        for p in self.dir.glob("seg-*.faiss"):
-            if p.name not in named:
-                p.unlink(missing_ok=True)
-        for p in self.dir.glob(".seg-*.tmp"):
+        for p in self.stray_files():
             p.unlink(missing_ok=True)
 
     # -- reads -----------------------------------------------------------------------------------
@@ -343,23 +332,6 @@ class VectorIndex:
         sc = np.where(ix < 0, -np.inf, sc)
         order = np.argsort(-sc, axis=1)[:, :k]
         return np.take_along_axis(sc, order, 1), np.take_along_axis(ix, order, 1)
-
-
-def segments_to_merge(segs: list[dict], everything: bool, max_segments: int = MAX_SEGMENTS) -> list[dict]:
-    """Which segments one compaction merges (LSM style; the keyword index uses the same rule): all of them
-    when asked, none while there are few, else the small ones — a base much larger than them stays."""
-    if not segs or (not everything and len(segs) <= max_segments):
-        return []
-    segs_sorted = sorted(segs, key=lambda s: s["n"])
-    if everything:
-        return segs_sorted
-    merge, total = [], 0
-    for s in segs_sorted:
-        if merge and s["n"] > 4 * total and len(segs) - len(merge) < max_segments:
-            break
-        merge.append(s)
-        total += s["n"]
-    return merge
 
 
 def _tune(inner) -> None:

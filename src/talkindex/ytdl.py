@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 
 from talkindex import net
 from talkindex.errors import SourceError, UsageError
-from talkindex.feeds import clip, sha12
+from talkindex.feeds import sha12
 from talkindex.records import Episode
+from talkindex.textsafe import clip
 
 log = logging.getLogger("talkindex")
 T = TypeVar("T")
