@@ -16,9 +16,9 @@ first questions and 60 warm-up ones. Each timed question, interleaved:
   * each model's ONNX query encoder alone (its own session, as the Searcher loads it) encoding the
     question: "the encoders' own time" is their sum per question;
   * Index.ask(question);
-  * the rest: Searcher.search(another question of the same kind, qvec=its vector computed beforehand):
-    FAISS, sentence vectors, rows and ranking without any encoding (a different question, so no
-    cache holds what the ask just fetched).
+  * the rest: Index.ask(another question of the same kind, qvec=its vector computed beforehand, the
+    path `serve` takes): FAISS, sentence vectors, rows and ranking without any encoding (a different
+    question, so no cache holds what the ask just fetched).
 Questions: "what did they say about" + 3 indexed (random-letter) words, ~19 mpnet tokens (the devsets'
 real questions: ~16), so the encoders' own time is a little longer than for a real question.
 Goals: ask p50 <= 1.5x the encoders' own time (p50), p90 <= 2x p50, the rest p50 <= 10 ms. Beside
@@ -177,7 +177,6 @@ def warm(home: Path, n_queries: int = 40, warmup: int = 60) -> dict:
     after `warmup` questions, `n_queries` timed ones (steady state): each interleaved with the
     models' own query encoders and with a search from a precomputed vector (the rest); then a numpy scan."""
     from talkindex.api import Index
-    from talkindex.search import SearchOptions
     from talkindex.vectors import VectorIndex
 
     idx = Index(home)
@@ -197,7 +196,6 @@ def warm(home: Path, n_queries: int = 40, warmup: int = 60) -> dict:
     for e in encs.values():  # warm sessions
         for q in qs[:5]:
             e.encode([q])
-    opts = SearchOptions(k=5)
     ask_t, rest_t, enc_t = [], [], {n: [] for n in names}
     for q, rq, rv in zip(timed_qs, rest_qs, rest_vecs, strict=True):
         for n, e in encs.items():
@@ -208,7 +206,7 @@ def warm(home: Path, n_queries: int = 40, warmup: int = 60) -> dict:
         idx.ask(q)
         ask_t.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        idx.searcher.search(rq, opts, qvec=rv)
+        idx.ask(rq, qvec=rv)
         rest_t.append(time.perf_counter() - t0)
     del encs
     vi = VectorIndex(home / "vectors")
@@ -273,7 +271,7 @@ def main() -> None:
                   f"({each})")
             print(f"  ask = {w['ask_over_encoders']}x the encoders' own time (goal <= 1.5x); ask - encoders p50 "
                   f"{w['ask_minus_encoders_ms']} ms")
-            print(f"  the rest (Searcher.search from a precomputed vector: FAISS, sentence vectors, rows, ranking): "
+            print(f"  the rest (Index.ask(qvec=) from a precomputed vector: FAISS, sentence vectors, rows, ranking): "
                   f"p50 {w['rest_ms']} ms, p90 {w['rest_p90_ms']} ms (goal <= 10 ms)")
             print(f"  numpy brute-force scan of the same vectors: {w['numpy_scan_ms']} ms (ask / scan {w['ratio']}x)")
             print(f"  first 20 questions of the process: median {w['first20_ms']} ms")
