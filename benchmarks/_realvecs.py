@@ -1,13 +1,20 @@
-"""Vectors that look like a real index's: MiniLM embeddings of perturbed real transcript text.
+"""Vectors that look like a real index's: embeddings of perturbed real transcript text by the index's models.
 
 Goal 4 of issue 14 asks for recall measured on embeddings of real text, not random vectors (random
 vectors in 384 dimensions are nearly orthogonal, a worst case no real index has). Source text: the
 spoken devset scripts (`devset`, `devset2`) and the episode descriptions of the real podcast feeds
 in ../shared/fixtures. Each base text is a window of 1-3 consecutive sentences (at most 48 words) of one document with
 ~15% of its words dropped and ~5% replaced by words of other documents (ASR-like noise), embedded
-with the product's own passage encoder (ONNX export, batch 64). `expand()` reaches millions by mixing
-two real embeddings (weights 0.55-0.9, renormalised): points inside the cloud of real embeddings, so
-no tight clusters of near-copies that would flatter an IVF index. Cached under benchmarks/.cache.
+with the product's own passage encoder of each model (the ONNX export under the user cache,
+`talkindex.embedding.export_dir(name)`, batch 64, `query=False`). An ensemble's vector is the models'
+unit vectors joined exactly like the product (`talkindex.embedding.join_unit`: concatenated / sqrt(n)).
+`expand()` reaches millions by mixing two real embeddings (weights 0.55-0.9, renormalised per model,
+the same pair and weight for every model): points inside the cloud of real embeddings, so no tight
+clusters of near-copies that would flatter an IVF index.
+
+Cached under benchmarks/.cache in blocks of `BLOCK` texts per model (the texts are a fixed sequence,
+so a block serves every size that covers it, and an interrupted run resumes). mpnet encodes ~5x
+slower than MiniLM: 20k texts take minutes on 2 cores the first time (`--real-base` sets how many).
 """
 
 from __future__ import annotations
@@ -68,34 +75,77 @@ def perturbed_texts(n: int, seed: int = 0) -> list[str]:
     return out
 
 
-def base_vectors(n: int, log=print) -> tuple[np.ndarray, list[str]]:
-    """`n` real embeddings (float32, unit) and their texts, cached."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    vp, tp = CACHE / f"realvecs-{n}.npy", CACHE / f"realvecs-{n}.json"
-    if vp.exists() and tp.exists():
-        return np.load(vp), json.loads(tp.read_text())
+BLOCK = 1024  # texts per cached block of vectors
+
+
+def embedders(names=None) -> list[str]:
+    """The models to embed with: `names` ("a+b", a list), else the product's default ensemble."""
+    from talkindex.home import default_embedders, split_embedders
+
+    return split_embedders(names) if names else default_embedders()[0]
+
+
+def export_of(name: str) -> Path:
     from talkindex.embedding import export_dir
-    from talkindex.onnx_encoder import OnnxQueryEncoder
 
-    texts = perturbed_texts(n)
-    enc = OnnxQueryEncoder(export_dir("all-MiniLM-L6-v2"))
+    d = export_dir(name)
+    if not (d / "meta.json").exists():
+        raise SystemExit(f"no ONNX export of {name} under {d}: ingest something with it once (or "
+                         f"`talkindex ingest --embedder {name} ...`) so the export exists")
+    return d
+
+
+def dims(names=None) -> list[int]:
+    """Each model's dimension, from its ONNX export's meta (nothing loaded)."""
+    return [int(json.loads((export_of(n) / "meta.json").read_text())["dim"]) for n in embedders(names)]
+
+
+def model_vectors(name: str, texts: list[str], log=print) -> np.ndarray:
+    """Passage embeddings of `texts` by one model, float32 unit. `texts`: `perturbed_texts(k * BLOCK)` (whole
+    blocks, so every cached block holds the same texts whatever size asked for it)."""
+    from talkindex.embedding import embedder_key
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    enc, out = None, []
     t0 = time.perf_counter()
-    out = np.empty((n, enc.dim), np.float32)
-    step = 4096
-    for i in range(0, n, step):
-        out[i:i + step] = enc.encode(texts[i:i + step], batch_size=64, query=False)
-        log(f"  embedded {min(n, i + step)}/{n} real-text windows ({time.perf_counter() - t0:.0f} s)")
-    np.save(vp, out)
-    tp.write_text(json.dumps(texts))
-    return out, texts
+    for b in range(0, len(texts), BLOCK):
+        path = CACHE / f"realvecs-{embedder_key(name)}-b{b // BLOCK:04d}.npy"
+        if path.exists():
+            v = np.load(path)
+        else:
+            if enc is None:
+                from talkindex.onnx_encoder import OnnxQueryEncoder
+
+                enc = OnnxQueryEncoder(export_of(name))
+            v = enc.encode(texts[b:b + BLOCK], batch_size=64, query=False)
+            np.save(path.with_suffix(".tmp.npy"), v)
+            path.with_suffix(".tmp.npy").replace(path)
+            log(f"  {name}: embedded {b + len(v)}/{len(texts)} real-text windows ({time.perf_counter() - t0:.0f} s)")
+        out.append(v)
+    return np.concatenate(out).astype(np.float32, copy=False)
 
 
-def expand(base: np.ndarray, n: int, seed: int = 1) -> np.ndarray:
-    """`n` vectors: the base ones, then normalised mixes of two random base vectors."""
+def base_vectors(n: int, log=print, names=None) -> tuple[np.ndarray, list[str]]:
+    """`n` real embeddings (float32, unit; an ensemble's joined like the product's) and their texts."""
+    from talkindex.embedding import join_unit
+
+    texts = perturbed_texts(-(-n // BLOCK) * BLOCK)
+    return join_unit([model_vectors(m, texts, log)[:n] for m in embedders(names)]), texts[:n]
+
+
+def expand(base: np.ndarray, n: int, seed: int = 1, dims: list[int] | None = None) -> np.ndarray:
+    """`n` vectors: the base ones, then normalised mixes of two random base vectors. `dims`: the
+    models' dimensions when `base` is an ensemble's (each model's part mixed and renormalised on its
+    own, then scaled by 1/sqrt(n models) as `join_unit` does); one part by default."""
     if n <= len(base):
         return base[:n].copy()
+    dims = dims or [base.shape[1]]
+    if sum(dims) != base.shape[1]:
+        raise ValueError(f"dims {dims} do not add up to {base.shape[1]}")
+    scale = np.float32(1 / np.sqrt(len(dims)) if len(dims) > 1 else 1.0)
+    edges = np.cumsum([0, *dims])
     rng = np.random.default_rng(seed)
-    out = np.empty((n, base.shape[1]), np.float32)
+    out = np.empty((n, base.shape[1]), np.float32)  # written in place: 4.6 GB at 1M x 1152, no copies
     out[: len(base)] = base
     step = 100_000
     for i in range(len(base), n, step):
@@ -103,15 +153,17 @@ def expand(base: np.ndarray, n: int, seed: int = 1) -> np.ndarray:
         a = rng.integers(0, len(base), m)
         b = rng.integers(0, len(base), m)
         w = rng.uniform(0.55, 0.9, (m, 1)).astype(np.float32)
-        v = w * base[a] + (1 - w) * base[b]
-        out[i:i + m] = v / np.linalg.norm(v, axis=1, keepdims=True)
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            v = w * base[a, lo:hi] + (1 - w) * base[b, lo:hi]
+            out[i:i + m, lo:hi] = v * (scale / np.linalg.norm(v, axis=1, keepdims=True))
     return out
 
 
-def queries(n: int, seed: int = 2) -> np.ndarray:
-    """Query vectors: embeddings of fresh perturbed windows (held-out noise, same documents)."""
-    from talkindex.embedding import export_dir
+def queries(n: int, seed: int = 2, names=None) -> np.ndarray:
+    """Query vectors: embeddings of fresh perturbed windows (held-out noise, same documents), each model's
+    query encoder joined like the product's."""
+    from talkindex.embedding import join_unit
     from talkindex.onnx_encoder import OnnxQueryEncoder
 
-    qs = perturbed_texts(n, seed=seed + 1000)
-    return OnnxQueryEncoder(export_dir("all-MiniLM-L6-v2")).encode([" ".join(q.split()[:12]) for q in qs])
+    qs = [" ".join(q.split()[:12]) for q in perturbed_texts(n, seed=seed + 1000)]
+    return join_unit([OnnxQueryEncoder(export_of(m)).encode(qs) for m in embedders(names)])

@@ -1,9 +1,15 @@
 """Build a talkindex home with N synthetic chunks (benchmarks only; never used by tests).
 
 Writes exactly what an ingest writes — episodes/sentences/chunks rows in DuckDB, the keyword index,
-per-episode embeddings.npz (chunk + sentence vectors), FAISS segments through `VectorIndex`, and
-the ONNX query encoder copied from an existing home — but from generated text and clustered random
-unit vectors, so a 1M-chunk index builds in minutes instead of ~2,500 hours of audio.
+per-episode embeddings.npz (chunk + sentence vectors), FAISS segments through `VectorIndex`,
+config.json — but from generated text and clustered random unit vectors (or real-text embeddings,
+`real=True`), so a 1M-chunk index builds in minutes instead of ~2,500 hours of audio.
+
+`embedders`: the index's models (default: the product's default ensemble, MiniLM + mpnet). Vectors
+are each model's unit vectors joined exactly like the product's (`talkindex.embedding.join_unit`:
+concatenated / sqrt(n), 1152-d for the pair); config.json lists the models, and the store's meta,
+episodes, embeddings.npz and the vectors' manifest carry the ensemble's key ("a+b"), so `Index(home)`
+loads one ONNX query encoder per model (the machine-wide exports, `talkindex.embedding.export_dir`).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import numpy as np
 
 CHUNKS_PER_EPISODE = 400  # about one hour of speech with the default chunking
 SENTS_PER_CHUNK = 4
-DIM = 384
+DIM = 384  # MiniLM's; an index's dimension is sum(model_dims(embedders))
 
 
 def _vocab(rng: np.random.Generator, n: int = 6000) -> np.ndarray:
@@ -30,21 +36,57 @@ def unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def clustered_vectors(rng: np.random.Generator, n: int, centers: np.ndarray, noise: float = 0.6) -> np.ndarray:
+def clustered_vectors(rng: np.random.Generator, n: int, centers: np.ndarray, noise: float = 0.6,
+                      dims: list[int] | None = None) -> np.ndarray:
+    """Unit vectors around random `centers`; with `dims` (an ensemble's model dimensions, summing to the
+    centers' width) each model's part is made unit on its own and the parts joined like the product's."""
     c = centers[rng.integers(0, len(centers), n)]
-    d = centers.shape[1]
-    return unit(c + noise * rng.standard_normal((n, d), dtype=np.float32) / np.sqrt(d))
+    return per_model(lambda part: part + noise * rng.standard_normal(part.shape, dtype=np.float32)
+                     / np.sqrt(part.shape[1]), c, dims)
+
+
+def per_model(f, x: np.ndarray, dims: list[int] | None) -> np.ndarray:
+    """`f` applied to each model's part of `x`, each part made unit, joined (`join_unit`)."""
+    from talkindex.embedding import join_unit
+
+    edges = np.cumsum([0, *(dims or [x.shape[1]])])
+    return join_unit([unit(f(x[:, lo:hi] * np.sqrt(len(edges) - 1)))
+                      for lo, hi in zip(edges[:-1], edges[1:], strict=True)])
+
+
+def model_dims(embedders=None) -> list[int]:
+    """Each model's dimension (from its ONNX export's meta)."""
+    from _realvecs import dims
+
+    return dims(embedders)
+
+
+def index_key(embedders=None) -> str:
+    """The ensemble's key ("a+b"): config.embedder, the store's meta, the vectors' manifest."""
+    from _realvecs import embedders as names
+
+    from talkindex.home import IndexConfig
+
+    return IndexConfig(embedders=names(embedders)).embedder
 
 
 def build_home(home: Path, n_chunks: int, encoder_from: Path | None = None, fts: bool = True,
                sentence_vectors: bool = True, seed: int = 0, factory: str = "auto", log=print,
-               real: bool = False) -> dict:
+               real: bool = False, embedders=None, real_base: int = 20_000) -> dict:
     """Create `home` with `n_chunks` chunks; returns timings and sizes. `real`: chunk vectors are
-    MiniLM embeddings of perturbed real text and mixes of them (_realvecs.py) instead of clusters."""
-    from talkindex.home import Layout
+    embeddings of perturbed real text by each model and mixes of them (_realvecs.py, `real_base` real
+    texts) instead of clusters. `embedders`: "a+b" or a list (default: the product's default ensemble)."""
+    from _realvecs import embedders as names_of
+
+    from talkindex.home import IndexConfig, Layout
     from talkindex.store import Store
     from talkindex.vectors import VectorIndex
 
+    names = names_of(embedders)
+    dims = model_dims(names)
+    dim = sum(dims)
+    config = IndexConfig(embedders=names)
+    key = config.embedder
     rng = np.random.default_rng(seed)
     home = Path(home)
     if home.exists():
@@ -52,13 +94,12 @@ def build_home(home: Path, n_chunks: int, encoder_from: Path | None = None, fts:
     layout = Layout(home)
     store = Store(layout, writer=True)
     store.init()
-    store.set_meta("embedder", "all-MiniLM-L6-v2")
+    store.set_meta("embedder", key)
     vocab = _vocab(rng)
     zipf = 1.0 / np.arange(1, len(vocab) + 1) ** 1.05
     zipf /= zipf.sum()
-    centers = unit(rng.standard_normal((2000, DIM), dtype=np.float32))
+    centers = None if real else per_model(lambda x: x, rng.standard_normal((2000, dim), dtype=np.float32), dims)
     t0 = time.perf_counter()
-    all_vecs = np.empty((n_chunks, DIM), np.float32)
     spe = CHUNKS_PER_EPISODE * SENTS_PER_CHUNK
     ns = n_chunks * SENTS_PER_CHUNK
     with store.connect() as con:
@@ -84,24 +125,28 @@ def build_home(home: Path, n_chunks: int, encoder_from: Path | None = None, fts:
                                   local, status, model, n_chunks, embedder)
             SELECT episode_id, 'Synthetic episode ' || episode_id, 'Synthetic show', 'synth',
                    'https://example.invalid/' || episode_id || '.mp3', '', DATE '2024-01-01', max("end"), 'rss', false,
-                   'indexed', 'tiny.en', count(*), 'all-MiniLM-L6-v2'
-            FROM chunks GROUP BY episode_id""")
+                   'indexed', 'tiny.en', count(*), ?
+            FROM chunks GROUP BY episode_id""", [key])
         con.execute("INSERT OR REPLACE INTO meta VALUES ('next_chunk_id', ?)", [str(n_chunks + 1)])
         eps = con.execute("SELECT episode_id, min(id), count(*) FROM chunks GROUP BY 1 ORDER BY 1").fetchall()
-    if real:
+    if real:  # the joined array is the index's: filled in place (4.6 GB at 1M x 1152), never copied
         from _realvecs import base_vectors, expand
 
-        real_vecs = expand(base_vectors(20_000, log=log)[0], n_chunks)
+        all_vecs = expand(base_vectors(min(real_base, n_chunks), log=log, names=names)[0], n_chunks, dims=dims)
+    else:
+        all_vecs = np.empty((n_chunks, dim), np.float32)
     for eid, first_id, n in eps:
-        cv = real_vecs[first_id - 1: first_id - 1 + n] if real else clustered_vectors(rng, n, centers)
-        all_vecs[first_id - 1: first_id - 1 + n] = cv
-        if sentence_vectors:
+        if real:
+            cv = all_vecs[first_id - 1: first_id - 1 + n]
+        else:
+            cv = all_vecs[first_id - 1: first_id - 1 + n] = clustered_vectors(rng, n, centers, dims=dims)
+        if sentence_vectors:  # each sentence near its window, per model (norm of the noise ~1.2)
             ids = np.arange(first_id, first_id + n, dtype=np.int64)
-            sv = unit(np.repeat(cv, SENTS_PER_CHUNK, 0)
-                      + 0.3 * rng.standard_normal((n * SENTS_PER_CHUNK, DIM), dtype=np.float32) / np.sqrt(DIM) * 4)
+            sv = per_model(lambda part: part + 1.2 * rng.standard_normal(part.shape, dtype=np.float32)
+                           / np.sqrt(part.shape[1]), np.repeat(cv, SENTS_PER_CHUNK, 0), dims)
             layout.episode_dir(eid).mkdir(parents=True, exist_ok=True)
             np.savez(layout.embeddings(eid), chunk_ids=ids, chunk_vecs=cv.astype(np.float16),
-                     sent_vecs=sv.astype(np.float16), embedder=np.array("all-MiniLM-L6-v2"),
+                     sent_vecs=sv.astype(np.float16), embedder=np.array(key),
                      sent_starts=np.arange(n * SENTS_PER_CHUNK, dtype=np.float64) * 2.25)
     n_eps = len(eps)
     t_rows = time.perf_counter() - t0
@@ -113,17 +158,16 @@ def build_home(home: Path, n_chunks: int, encoder_from: Path | None = None, fts:
         KeywordIndex(layout.keywords).rebuild(*store.chunk_texts())
     t_fts = time.perf_counter() - t0
     log(f"  keyword index: {t_fts:.1f} s")
-    from talkindex.home import IndexConfig
-
-    layout.save_config(IndexConfig())
+    layout.save_config(config)
     t0 = time.perf_counter()
     vi = VectorIndex(layout.vectors, factory=factory)
-    vi.add(np.arange(1, n_chunks + 1, dtype=np.int64), all_vecs, "all-MiniLM-L6-v2")
+    vi.add(np.arange(1, n_chunks + 1, dtype=np.int64), all_vecs, key)
     t_vec = time.perf_counter() - t0
     log(f"  vectors: {t_vec:.1f} s ({vi.manifest()['segments'][0].get('factory', '?')})")
     if encoder_from is not None and (Path(encoder_from) / "query_encoder").is_dir():  # older homes
         shutil.copytree(Path(encoder_from) / "query_encoder", home / "query_encoder")
-    return {"rows_s": t_rows, "fts_s": t_fts, "vectors_s": t_vec, "vecs": all_vecs}
+    return {"rows_s": t_rows, "fts_s": t_fts, "vectors_s": t_vec, "vecs": all_vecs, "embedders": names,
+            "dims": dims, "embedder": key}
 
 
 def dir_bytes(p: Path, exclude: tuple[str, ...] = ()) -> int:

