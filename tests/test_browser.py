@@ -139,6 +139,7 @@ def test_episode_page_cued_at_t(browser, server):
     # clicking another sentence seeks there and plays
     other = browser.find_elements(By.CSS_SELECTOR, ".sentence")[0]
     t0 = float(other.get_attribute("data-start"))
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", other)
     other.find_element(By.CLASS_NAME, "stext").click()
     wait_for(lambda: (m := media_state(browser)) and abs(m["t"] - t0) <= 2.0 and not m["paused"], what="seek")
     assert "current" in other.get_attribute("class")
@@ -146,6 +147,7 @@ def test_episode_page_cued_at_t(browser, server):
     chapter = browser.find_elements(By.CSS_SELECTOR, "#outline a.seek")[-1]
     tc = float(chapter.get_attribute("data-start"))
     browser.execute_script("document.getElementById('media').currentTime = arguments[0];", tc + 30)
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", chapter)  # not under the sticky player
     chapter.click()
     wait_for(lambda: (m := media_state(browser)) and abs(m["t"] - tc) <= 2.0 and not m["paused"], what="chapter seek")
     assert not csp_violations(browser)

@@ -10,7 +10,9 @@ from fast_home import fixture_transcripts
 
 from talkindex import Index
 from talkindex.embedding import Embedder
+from talkindex.home import DEFAULT_EMBEDDER
 from talkindex.pipeline import Pipeline, Transcribed
+from talkindex.requests import IngestOptions
 
 COPIES = 175  # × 6 chunks of the drift talk = 1050 chunks that outrank everything else for the query
 
@@ -44,7 +46,7 @@ def test_filtered_ask_is_exact_beyond_the_top_1000(tmp_path):
         jobs.append(Transcribed(ep, dataclasses.replace(t, episode_id=ep.id, segments=segs,
                                                         duration=(COPIES // 2 + 1) * (t.duration + 5))))
     by_id = {j.episode.id: j for j in jobs}
-    pipe = Pipeline(tmp_path, embedder=MemoEmbedder())
+    pipe = Pipeline(tmp_path, IngestOptions(embedder=DEFAULT_EMBEDDER), embedder=MemoEmbedder())  # MiniLM alone
     report = pipe.ingest(list(by_id), resolve=lambda s: [by_id[s].episode],
                          run=lambda todo, rep: [pipe.write(by_id[e.id], rep) for e in todo])
     assert report.ok

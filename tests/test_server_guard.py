@@ -96,7 +96,7 @@ def _remote_home(home: Path) -> tuple[Path, str]:
 
 def test_symlink_in_media_cache_is_not_served(tmp_path):
     from talkindex.mediacache import ok_path
-    from talkindex.sources import safe_id
+    from talkindex.ytdl import safe_id
 
     home, eid = _remote_home(tmp_path / "home")
     media = home / "media"
