@@ -174,7 +174,7 @@ class OnnxEmbedder:
 
     def encode_passages(self, texts: list[str]) -> np.ndarray:
         pre = _prefix(PASSAGE_PREFIXES, self.name)
-        return self.encoder.encode([pre + t for t in texts], batch_size=64, query=False)
+        return self.encoder.encode([pre + t for t in texts], batch_size=32, query=False)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self.encoder.encode(texts)
@@ -186,7 +186,7 @@ def onnx_embedder(name: str) -> OnnxEmbedder | None:
         from .onnx_encoder import load_query_encoder
     except ImportError:
         return None
-    enc = load_query_encoder(export_dir(name))
+    enc = load_query_encoder(export_dir(name), bulk=True)
     return OnnxEmbedder(name, enc) if enc is not None else None
 
 
