@@ -115,8 +115,8 @@ class EmbedCache:
         return self._mem[name]
 
     def encode(self, embedder: str, texts: list[str], side: str = "passage") -> np.ndarray:
-        if embedder == "minilm-q8q":  # MiniLM passages; queries through an int8 (dynamic) ONNX export
-            return self.encode("minilm", texts) if side == "passage" else int8_query_encoder().encode(texts)
+        if embedder.endswith("-q8q") and side == "passage":  # fp32 passages (cached); int8 queries below
+            return self.encode(embedder.removesuffix("-q8q"), texts)
         if "+" in embedder:  # the product's Ensemble: unit vectors joined / sqrt(n): dot = mean of the cosines
             names = embedder.split("+")  # "a*0.3+b*0.7": a weighted mean (each part scaled by sqrt(weight))
             ws = np.array([float(n.partition("*")[2] or 1.0) for n in names])
@@ -145,6 +145,8 @@ class EmbedCache:
 
             if embedder == "e5":
                 self._models[embedder] = E5()
+            elif embedder.endswith("-q8q"):  # queries through the int8 export, passages fp32
+                self._models[embedder] = Int8Queries(EMBEDDERS[embedder.removesuffix("-q8q")])
             elif embedder.endswith("-q8"):
                 self._models[embedder] = Int8Passages(EMBEDDERS[embedder.removesuffix("-q8")])
             else:
@@ -189,6 +191,21 @@ def int8_query_encoder(name: str = "all-MiniLM-L6-v2"):
         meta["files"] = {n: (dst / n).stat().st_size for n in meta["files"]}
         (dst / "meta.json").write_text(_json.dumps(meta))
     return OnnxQueryEncoder(dst)
+
+
+class Int8Queries:
+    """Queries through the int8 export (a faster cold start), passages fp32 as stored at ingest."""
+
+    def __init__(self, name: str):
+        from talkindex.embedding import Embedder
+
+        self.enc, self.fp32 = int8_query_encoder(name), Embedder(name)
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        return self.fp32.encode_passages(texts)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self.enc.encode(texts)
 
 
 class Int8Passages:
@@ -415,6 +432,7 @@ LEVERS: dict[str, dict] = {
     "sentence candidates 50": {"sent_cands": 50},
     "no chapter bounds": {"chapters": False},
     "int8 passages (both models)": {"embedder": "minilm-q8+mpnet-q8"},
+    "int8 mpnet query encoder": {"embedder": "minilm+mpnet-q8q"},
     "candidates 100": {"candidates": 100},
     "+ e5 (trio)": {"embedder": "minilm+mpnet+e5"},
     "sentence 1.0": {"sentence_weight": 1.0},
