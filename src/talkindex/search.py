@@ -105,45 +105,65 @@ class Searcher:
         self.row_cache = RowCache(store)
         self._encoder = None
         self._encoder_lock = threading.Lock()
+        self._upgrading = False  # throughput sessions requested (see encode)
         self._vec_cache: OrderedDict[tuple[str, str], tuple[float, np.ndarray]] = OrderedDict()
         self._vec_bytes = 0
         self._paths: dict[str, str] = {}  # episode id → its embeddings file (pathlib costs ~20 µs a call)
 
     # -- query encoding ------------------------------------------------------------------------
     def encode(self, queries: list[str]) -> np.ndarray:
-        """Query vectors (thread-safe: the encoders load once, onnxruntime runs concurrently)."""
+        """Query vectors (thread-safe: the encoders load once, onnxruntime runs concurrently).
+
+        Why two kinds of session: the first question loads sessions built for a cold start (BASIC graph
+        optimisation, no weight pre-packing: mpnet 75 ms to load, 55 ms a question), so a one-shot
+        `talkindex ask` is quick; a process that asks again (serve, mcp, ask --file, a notebook) then builds
+        throughput sessions in the background (430 ms once, 26 ms a question) and swaps them in."""
         if self._encoder is None:
             with self._encoder_lock:
                 if self._encoder is None:
                     self._encoder = self._load_encoder()
+        elif not self._upgrading:
+            self._upgrading = True
+            threading.Thread(target=self._upgrade, name="talkindex-encoder-upgrade", daemon=True).start()
         return self._encoder(queries)
 
-    def _load_encoder(self):
+    def _upgrade(self) -> None:
+        try:
+            self._encoder = self._load_encoder(bulk=True)
+        except Exception:  # noqa: BLE001 - the cold-start sessions keep answering
+            log.debug("could not build throughput sessions for the query encoders", exc_info=True)
+
+    def _load_encoder(self, bulk: bool = False):
         """One query encoder per model of the index (ONNX when exported: no torch), joined as at ingest."""
+        from functools import partial
+
         from .embedding import join_unit
 
         names = self.config.embedders
+        load = partial(self._member_encoder, bulk=bulk)
         if len(names) == 1:
-            return self._member_encoder(names[0])
+            return load(names[0])
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(len(names)) as pool:  # sessions load in parallel: a cold ask waits for the slowest
-            encoders = list(pool.map(self._member_encoder, names))
+            encoders = list(pool.map(load, names))
         return lambda texts: join_unit([enc(texts) for enc in encoders])
 
-    def _member_encoder(self, name: str):
+    def _member_encoder(self, name: str, bulk: bool = False):
         from .embedding import embedder_key, export_dir
 
         export = export_dir(name)
         try:
             from .onnx_encoder import load_query_encoder
 
-            enc = load_query_encoder(export) or load_query_encoder(self.layout.query_encoder(
-                embedder_key(name)))  # homes made before exports were shared
+            enc = load_query_encoder(export, bulk=bulk) or load_query_encoder(self.layout.query_encoder(
+                embedder_key(name)), bulk=bulk)  # homes made before exports were shared
         except ImportError:
             enc = None
         if enc is not None:
             return enc.encode
+        if bulk:
+            raise RuntimeError(f"no ONNX export of {name}")  # the first (torch) encoder stays
         log.info("no ONNX query encoder under %s; loading sentence-transformers", export)
         from .embedding import Embedder
 
