@@ -138,7 +138,8 @@ def test_failure_budget_per_host(tmp_path):
     errors = [ln for ln in p.stderr.splitlines() if ln.startswith("talkindex: error:")]
     assert len(errors) <= HOST_FAILURE_LIMIT + 3, p.stderr[-2000:]
     summary = [e for e in errors if "more episode(s) not tried" in e]
-    assert len(summary) == 1 and summary[0].startswith("talkindex: error: 127.0.0.1: ") and "HTTP 404" in summary[0]
+    assert len(summary) == 1 and summary[0].startswith(f"talkindex: error: {base}/feed.xml: ") and (
+        "from 127.0.0.1" in summary[0] and "HTTP 404" in summary[0]), summary
     assert "2000 failed" in p.stderr
     print(f"2000 failing enclosures: {took:.1f} s, {len(tried)} requests")
 
