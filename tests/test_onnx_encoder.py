@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talkindex import onnx_encoder
-from talkindex.onnx_encoder import OnnxQueryEncoder, export_query_encoder, load_query_encoder
+from talkindex.embed import onnx as onnx_encoder
+from talkindex.embed.onnx import OnnxQueryEncoder, export_query_encoder, load_query_encoder
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("sentence_transformers")
@@ -204,7 +204,7 @@ def test_query_path_does_not_import_torch(export_dir, encoder):
     code = textwrap.dedent(
         """
         import json, sys
-        from talkindex.onnx_encoder import load_query_encoder
+        from talkindex.embed.onnx import load_query_encoder
         enc = load_query_encoder(sys.argv[1])
         vec = enc.encode(["does this pull in torch?"])
         heavy = sorted(m for m in ("torch", "sentence_transformers", "transformers") if m in sys.modules)

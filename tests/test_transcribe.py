@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from conftest import shared
 
-from talkindex.evaluate import normalize, wer_counts
-from talkindex.mediacache import media_duration
-from talkindex.transcribe import TranscribeOptions, Transcriber, iter_audio_windows
+from talkindex.eval.evaluate import normalize, wer_counts
+from talkindex.sources.mediacache import media_duration
+from talkindex.transcripts.asr import TranscribeOptions, Transcriber, iter_audio_windows
 
 
 def test_windows_cover_the_file_exactly():
