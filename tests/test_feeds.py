@@ -394,7 +394,7 @@ def test_arbitrary_bytes_never_raise_anything_but_source_error(data, content_typ
 
 
 # ---------------------------------------------------------------------------------------------
-# small helpers sources.py imports
+# small helpers sources/resolve.py imports
 
 
 def test_looks_like_feed():

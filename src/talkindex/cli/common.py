@@ -1,8 +1,8 @@
 """What every command line face shares: the common options, the one-line printer, and the one
 boundary where library errors become `talkindex: error: …` and an exit status.
 
-Commands (cli.py, cli_web.py) just raise `TalkindexError`s; `CommandGroup.invoke` prints and exits,
-and `cli.main()` does the same for the fast `ask` path and anything unexpected.
+Commands (app.py, web.py) just raise `TalkindexError`s; `CommandGroup.invoke` prints and exits,
+and `app.main()` does the same for the fast `ask` path and anything unexpected.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`talkindex serve` and `talkindex mcp`: registered on the main Typer app by `register(app)`.
 
-Kept apart from cli.py so `talkindex ask` never imports FastAPI, uvicorn or the MCP SDK. Every
+Kept apart from app.py so `talkindex ask` never imports FastAPI, uvicorn or the MCP SDK. Every
 start-up failure (a port in use, a home that is not one) is a `TalkindexError`, which the command group
 (`cli_common.CommandGroup`) prints as one `talkindex: error: …` line.
 """

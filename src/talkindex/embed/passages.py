@@ -2,7 +2,7 @@
 or an ensemble of several (`Ensemble`: the default index is MiniLM + mpnet, see home.DEFAULT_EMBEDDERS).
 
 Only ingest imports this module: torch is heavy, so `ask` uses the ONNX export of the same model
-(`onnx_encoder.py`) and falls back to this class only when no export exists.
+(`onnx.py`) and falls back to this class only when no export exists.
 """
 
 from __future__ import annotations
