@@ -6,8 +6,8 @@ spoken devset scripts (`devset`, `devset2`) and the episode descriptions of the 
 in ../shared/fixtures. Each base text is a window of 1-3 consecutive sentences (at most 48 words) of one document with
 ~15% of its words dropped and ~5% replaced by words of other documents (ASR-like noise), embedded
 with the product's own passage encoder of each model (the ONNX export under the user cache,
-`talkindex.embedding.export_dir(name)`, batch 64, `query=False`). An ensemble's vector is the models'
-unit vectors joined exactly like the product (`talkindex.embedding.join_unit`: concatenated / sqrt(n)).
+`talkindex.embed.passages.export_dir(name)`, batch 64, `query=False`). An ensemble's vector is the models'
+unit vectors joined exactly like the product (`talkindex.embed.passages.join_unit`: concatenated / sqrt(n)).
 `expand()` reaches millions by mixing two real embeddings (weights 0.55-0.9, renormalised per model,
 the same pair and weight for every model): points inside the cloud of real embeddings, so no tight
 clusters of near-copies that would flatter an IVF index.
@@ -86,7 +86,7 @@ def embedders(names=None) -> list[str]:
 
 
 def export_of(name: str) -> Path:
-    from talkindex.embedding import export_dir
+    from talkindex.embed.passages import export_dir
 
     d = export_dir(name)
     if not (d / "meta.json").exists():
@@ -103,7 +103,7 @@ def dims(names=None) -> list[int]:
 def model_vectors(name: str, texts: list[str], log=print) -> np.ndarray:
     """Passage embeddings of `texts` by one model, float32 unit. `texts`: `perturbed_texts(k * BLOCK)` (whole
     blocks, so every cached block holds the same texts whatever size asked for it)."""
-    from talkindex.embedding import embedder_key
+    from talkindex.embed.passages import embedder_key
 
     CACHE.mkdir(parents=True, exist_ok=True)
     enc, out = None, []
@@ -114,7 +114,7 @@ def model_vectors(name: str, texts: list[str], log=print) -> np.ndarray:
             v = np.load(path)
         else:
             if enc is None:
-                from talkindex.onnx_encoder import OnnxQueryEncoder
+                from talkindex.embed.onnx import OnnxQueryEncoder
 
                 enc = OnnxQueryEncoder(export_of(name))
             v = enc.encode(texts[b:b + BLOCK], batch_size=64, query=False)
@@ -127,7 +127,7 @@ def model_vectors(name: str, texts: list[str], log=print) -> np.ndarray:
 
 def base_vectors(n: int, log=print, names=None) -> tuple[np.ndarray, list[str]]:
     """`n` real embeddings (float32, unit; an ensemble's joined like the product's) and their texts."""
-    from talkindex.embedding import join_unit
+    from talkindex.embed.passages import join_unit
 
     texts = perturbed_texts(-(-n // BLOCK) * BLOCK)
     return join_unit([model_vectors(m, texts, log)[:n] for m in embedders(names)]), texts[:n]
@@ -162,8 +162,8 @@ def expand(base: np.ndarray, n: int, seed: int = 1, dims: list[int] | None = Non
 def queries(n: int, seed: int = 2, names=None) -> np.ndarray:
     """Query vectors: embeddings of fresh perturbed windows (held-out noise, same documents), each model's
     query encoder joined like the product's."""
-    from talkindex.embedding import join_unit
-    from talkindex.onnx_encoder import OnnxQueryEncoder
+    from talkindex.embed.onnx import OnnxQueryEncoder
+    from talkindex.embed.passages import join_unit
 
     qs = [" ".join(q.split()[:12]) for q in perturbed_texts(n, seed=seed + 1000)]
     return join_unit([OnnxQueryEncoder(export_of(m)).encode(qs) for m in embedders(names)])

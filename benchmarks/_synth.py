@@ -6,10 +6,10 @@ config.json — but from generated text and clustered random unit vectors (or re
 `real=True`), so a 1M-chunk index builds in minutes instead of ~2,500 hours of audio.
 
 `embedders`: the index's models (default: the product's default ensemble, MiniLM + mpnet). Vectors
-are each model's unit vectors joined exactly like the product's (`talkindex.embedding.join_unit`:
+are each model's unit vectors joined exactly like the product's (`talkindex.embed.passages.join_unit`:
 concatenated / sqrt(n), 1152-d for the pair); config.json lists the models, and the store's meta,
 episodes, embeddings.npz and the vectors' manifest carry the ensemble's key ("a+b"), so `Index(home)`
-loads one ONNX query encoder per model (the machine-wide exports, `talkindex.embedding.export_dir`).
+loads one ONNX query encoder per model (the machine-wide exports, `talkindex.embed.passages.export_dir`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def clustered_vectors(rng: np.random.Generator, n: int, centers: np.ndarray, noi
 
 def per_model(f, x: np.ndarray, dims: list[int] | None) -> np.ndarray:
     """`f` applied to each model's part of `x`, each part made unit, joined (`join_unit`)."""
-    from talkindex.embedding import join_unit
+    from talkindex.embed.passages import join_unit
 
     edges = np.cumsum([0, *(dims or [x.shape[1]])])
     return join_unit([unit(f(x[:, lo:hi] * np.sqrt(len(edges) - 1)))
@@ -79,8 +79,8 @@ def build_home(home: Path, n_chunks: int, encoder_from: Path | None = None, fts:
     from _realvecs import embedders as names_of
 
     from talkindex.home import IndexConfig, Layout
-    from talkindex.store import Store
-    from talkindex.vectors import VectorIndex
+    from talkindex.index.store import Store
+    from talkindex.index.vectors import VectorIndex
 
     names = names_of(embedders)
     dims = model_dims(names)
@@ -153,7 +153,7 @@ def build_home(home: Path, n_chunks: int, encoder_from: Path | None = None, fts:
     log(f"  rows: {n_chunks} chunks / {n_eps} episodes in {t_rows:.1f} s")
     t0 = time.perf_counter()
     if fts:  # the keyword (BM25) index, as ingest builds it (here in one segment)
-        from talkindex.bm25 import KeywordIndex
+        from talkindex.index.bm25 import KeywordIndex
 
         KeywordIndex(layout.keywords).rebuild(*store.chunk_texts())
     t_fts = time.perf_counter() - t0

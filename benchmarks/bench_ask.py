@@ -27,7 +27,7 @@ it a bare numpy brute-force scan of the same vectors (the least any dense search
     PYTHONPATH=src python benchmarks/bench_ask.py [--reps 9] [--cold-chunks 400] [--warm-chunks 100000]
         [--warm-queries 40] [--embedders A+B ...] [--real-base 20000] [--json]
 
-Needs the ONNX exports of the models (`talkindex.embedding.export_dir`): made once, if missing, by
+Needs the ONNX exports of the models (`talkindex.embed.passages.export_dir`): made once, if missing, by
 ingesting the bundled samples into benchmarks/.cache/samples-home (torch, minutes).
 """
 
@@ -62,16 +62,16 @@ def index_sets(values: list[str] | None) -> list[list[str]]:
 
 
 def label(names: list[str]) -> str:
-    from talkindex.embedding import embedder_key
+    from talkindex.embed.passages import embedder_key
 
     return "+".join(embedder_key(n) for n in names)
 
 
 def encoder_home(given: Path | None, embedders=None) -> Path | None:
-    """The ONNX exports are per machine (talkindex.embedding.export_dir); make them once if missing."""
+    """The ONNX exports are per machine (talkindex.embed.passages.export_dir); make them once if missing."""
     from _realvecs import embedders as names_of
 
-    from talkindex.embedding import export_dir
+    from talkindex.embed.passages import export_dir
 
     names = names_of(embedders)
     if given or all((export_dir(n) / "meta.json").exists() for n in names):
@@ -160,8 +160,8 @@ def pctl(xs: list[float], p: float) -> float:
 
 def member_encoders(names: list[str]) -> dict:
     """Each model's ONNX query encoder, loaded as the Searcher loads it (machine-wide export)."""
-    from talkindex.embedding import export_dir
-    from talkindex.onnx_encoder import load_query_encoder
+    from talkindex.embed.onnx import load_query_encoder
+    from talkindex.embed.passages import export_dir
 
     out = {}
     for n in names:
@@ -177,7 +177,7 @@ def warm(home: Path, n_queries: int = 40, warmup: int = 60) -> dict:
     after `warmup` questions, `n_queries` timed ones (steady state): each interleaved with the
     models' own query encoders and with a search from a precomputed vector (the rest); then a numpy scan."""
     from talkindex.api import Index
-    from talkindex.vectors import VectorIndex
+    from talkindex.index.vectors import VectorIndex
 
     idx = Index(home)
     names = idx.config.embedders

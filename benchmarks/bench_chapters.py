@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures"
 sys.path.insert(0, str(ROOT / "src"))
 
-from talkindex.chapter_detect import DetectOptions, detect_chapters  # noqa: E402
+from talkindex.transcripts.detect import DetectOptions, detect_chapters  # noqa: E402
 
 REENCODE = None  # set by --embedder: texts → sentence vectors of another embedder / the ensemble
 TOL = 15.0  # seconds: a detected boundary this close to a true one is a hit
@@ -173,7 +173,7 @@ def topic_homes(cache: Path) -> dict[str, Path]:
     import shutil
 
     from talkindex.home import ChunkOptions
-    from talkindex.pipeline import IngestOptions, Pipeline
+    from talkindex.ingest.pipeline import IngestOptions, Pipeline
 
     out = {}
     for mode in ("off", "on"):
@@ -217,7 +217,7 @@ def chapter_level(h: Path) -> float:
     midpoint in the right section: would a chapter-level score help broad questions?"""
     import duckdb
 
-    from talkindex.embedding import Embedder
+    from talkindex.embed.passages import Embedder
     from talkindex.home import Layout
     from talkindex.records import chapters_of
 

@@ -62,7 +62,7 @@ def main() -> None:
     if not (src / "vectors" / "manifest.json").exists():
         raise SystemExit(f"{src} is missing: run bench_ask.py --warm-chunks {a.chunks} "
                          f"--embedders {'+'.join(names)} first")
-    from talkindex.serve import serve_directory
+    from talkindex.serve.files import serve_directory
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "NO_COLOR": "1"}
     with tempfile.TemporaryDirectory() as tmp:

@@ -40,7 +40,7 @@ DEVSET = ROOT.parent / "shared" / "fixtures" / "devset"
 RAW = """
 import sys
 from faster_whisper import WhisperModel
-from talkindex.transcribe import resolve_model
+from talkindex.transcripts.asr import resolve_model
 m = WhisperModel(resolve_model("tiny.en"), device="cpu", compute_type="int8", cpu_threads=2)
 for f in sys.argv[1:]:
     segs, info = m.transcribe(f, beam_size=1, vad_filter=True)
@@ -52,7 +52,7 @@ for f in sys.argv[1:]:
 RAW_ENCODE = """
 import json, sys
 from sentence_transformers import SentenceTransformer
-from talkindex.embedding import resolve_embedder
+from talkindex.embed.passages import resolve_embedder
 texts = json.load(open(sys.argv[1]))
 for name in sys.argv[2:]:
     m = SentenceTransformer(resolve_embedder(name), device="cpu")
@@ -94,7 +94,7 @@ def main() -> None:
     ap.add_argument("--variant", action="append", default=None)
     a = ap.parse_args()
     variants = a.variant or [""]
-    from talkindex.serve import serve_directory
+    from talkindex.serve.files import serve_directory
 
     files = sorted(str(p) for p in a.set.glob("*.mp3"))
     print(f"{len(files)} files from {a.set}; {a.reps} interleaved rounds")

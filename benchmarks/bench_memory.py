@@ -4,7 +4,7 @@ Makes a long episode by concatenating the fixture speech (the devset episodes, l
 then measures in new processes, peak RSS from wait4():
   - baseline: what faster-whisper itself holds for the whole file before decoding a single token
     (decode_audio + log-mel features of the whole file, i.e. `WhisperModel.transcribe`'s first step);
-  - the same work done the way talkindex.transcribe does it for long media (300 s windows);
+  - the same work done the way talkindex.transcripts.asr does it for long media (300 s windows);
   - talkindex ingest of the file into a fresh home (every stage: models, windows, embedding, index).
 `--raw` also runs raw faster-whisper transcription end to end (slow: ~as long as the ingest).
 Usage:
@@ -39,7 +39,7 @@ WINDOWS = """
 import sys
 from pathlib import Path
 from faster_whisper.feature_extractor import FeatureExtractor
-from talkindex.transcribe import iter_audio_windows
+from talkindex.transcripts.asr import iter_audio_windows
 fe, n = FeatureExtractor(), 0
 for off, a in iter_audio_windows(Path(sys.argv[1]), 300.0):
     f = fe(a)
@@ -49,7 +49,7 @@ print(n / 16000)
 RAW = """
 import sys
 from faster_whisper import WhisperModel
-from talkindex.transcribe import resolve_model
+from talkindex.transcripts.asr import resolve_model
 m = WhisperModel(resolve_model("tiny.en"), device="cpu", compute_type="int8", cpu_threads=2)
 segs, info = m.transcribe(sys.argv[1], beam_size=1, vad_filter=True)
 for s in segs:

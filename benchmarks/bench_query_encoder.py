@@ -4,7 +4,7 @@ Why: `talkindex ask` must answer in a fresh process in < 1 s; this measures what
 The index's models are the product's default ensemble (MiniLM + mpnet) unless `--embedders` says
 otherwise: each model's ONNX export alone, then all of them loaded as `Searcher._load_encoder` loads
 them (sessions in parallel threads, one question through each, joined with `join_unit`). Exports are
-the machine-wide ones (`talkindex.embedding.export_dir`), made once with torch when missing;
+the machine-wide ones (`talkindex.embed.passages.export_dir`), made once with torch when missing;
 `--export-dir DIR` measures one export in DIR instead (made from MiniLM when empty: the old behaviour).
 Every repetition is a new interpreter (runs interleaved, medians reported). Usage:
 
@@ -31,7 +31,7 @@ BASELINE = "import numpy, faiss, duckdb"
 ONNX_CHILD = """
 import sys, time, json
 t0 = time.perf_counter()
-from talkindex.onnx_encoder import load_query_encoder
+from talkindex.embed.onnx import load_query_encoder
 t1 = time.perf_counter()
 enc = load_query_encoder(sys.argv[1], threads=int(sys.argv[3]) or None)
 t2 = time.perf_counter()
@@ -44,8 +44,8 @@ ENSEMBLE_CHILD = """
 import sys, time, json
 t0 = time.perf_counter()
 from concurrent.futures import ThreadPoolExecutor
-from talkindex.embedding import join_unit
-from talkindex.onnx_encoder import load_query_encoder
+from talkindex.embed.passages import join_unit
+from talkindex.embed.onnx import load_query_encoder
 t1 = time.perf_counter()
 dirs, threads = sys.argv[1].split("|"), int(sys.argv[3]) or None
 with ThreadPoolExecutor(len(dirs)) as pool:
@@ -72,8 +72,8 @@ print(json.dumps({"import": t1 - t0, "load": t2 - t1, "encode": t3 - t2}))
 EXPORT_CHILD = """
 import sys
 from pathlib import Path
-from talkindex.embedding import Embedder
-from talkindex.onnx_encoder import export_query_encoder
+from talkindex.embed.passages import Embedder
+from talkindex.embed.onnx import export_query_encoder
 export_query_encoder(Embedder(sys.argv[2]).model, Path(sys.argv[1]))
 """
 
@@ -96,7 +96,7 @@ def _run(code: str, *args: str) -> tuple[float, dict[str, float]]:
 
 def _ensure_export(export_dir: Path, name: str = "all-MiniLM-L6-v2") -> None:
     sys.path.insert(0, str(SRC))
-    from talkindex.onnx_encoder import load_query_encoder
+    from talkindex.embed.onnx import load_query_encoder
 
     if load_query_encoder(export_dir) is not None:
         return
@@ -117,7 +117,7 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(SRC))
-    from talkindex.embedding import export_dir as machine_export
+    from talkindex.embed.passages import export_dir as machine_export
     from talkindex.home import default_embedders, split_embedders
 
     names = split_embedders(args.embedders) if args.embedders else default_embedders()[0]

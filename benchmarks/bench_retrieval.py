@@ -4,11 +4,11 @@ Transcribing is the slow part, so each set is ingested once per ASR model into a
 (`--homes`, default /work/cache/homes/<set>-<model>; ingested with the real pipeline when missing; the
 `base` lever needs `python -m talkindex.models install whisper-base`, mpnet levers `... mpnet`). Every
 configuration is then evaluated in memory from the stored transcripts: re-chunked with
-`talkindex.chunking`, re-embedded (vectors cached on disk per (embedder, text)), dense candidates by
+`talkindex.transcripts.chunking`, re-embedded (vectors cached on disk per (embedder, text)), dense candidates by
 exact cosine (what FAISS "Flat" returns at this size), keyword candidates by the product's keyword
-index (`talkindex.bm25.KeywordIndex`, one segment per episode as ingest writes; the DuckDB fts SQL
-where that module is absent), and ranked by `talkindex.search.rank_candidates`, the product's own
-ranking code. Scoring is `talkindex.evaluate` (a hit: right episode, overlapping the answer ±1 sentence).
+index (`talkindex.index.bm25.KeywordIndex`, one segment per episode as ingest writes; the DuckDB fts SQL
+where that module is absent), and ranked by `talkindex.search.searcher.rank_candidates`, the product's own
+ranking code. Scoring is `talkindex.eval.evaluate` (a hit: right episode, overlapping the answer ±1 sentence).
 
     python benchmarks/bench_retrieval.py SET_DIR [SET_DIR ...] [--homes DIR] [--only NAME ...] [--json OUT]
 
@@ -31,15 +31,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from talkindex import chunking  # noqa: E402
-from talkindex.evaluate import compare, question_row, summarize  # noqa: E402
+from talkindex.eval.evaluate import compare, question_row, summarize  # noqa: E402
 from talkindex.records import Transcript  # noqa: E402
-from talkindex.search import SearchOptions, _SentenceSims, normalize_numbers, rank_candidates  # noqa: E402
+from talkindex.search.searcher import SearchOptions, _SentenceSims, normalize_numbers, rank_candidates  # noqa: E402
+from talkindex.transcripts import chunking  # noqa: E402
 
 try:
-    from talkindex.keywords import keyword_text  # noqa: E402
+    from talkindex.index.keywords import keyword_text  # noqa: E402
 except ImportError:  # older tree: char_grams lived in store.py
-    from talkindex.store import char_grams as keyword_text  # noqa: E402
+    from talkindex.index.store import char_grams as keyword_text  # noqa: E402
 
 CACHE = Path("/work/cache")
 EMBEDDERS = {"minilm": "all-MiniLM-L6-v2", "mpnet": "all-mpnet-base-v2"}
@@ -57,7 +57,7 @@ SELECT docs.name AS id,
 FROM tf JOIN qterms q USING (termid) JOIN fts_main_chunks.docs docs ON docs.docid = tf.docid, st
 GROUP BY docs.name ORDER BY score DESC LIMIT ?
 """
-for _mod in ("talkindex.store", "talkindex.duck"):  # the product's own SQL where this tree has it
+for _mod in ("talkindex.index.store", "talkindex.index.duck"):  # the product's own SQL where this tree has it
     try:
         BM25_SQL = __import__(_mod, fromlist=["BM25_SQL"]).BM25_SQL  # noqa: N816
         break
@@ -141,7 +141,7 @@ class EmbedCache:
 
     def _model(self, embedder: str):
         if embedder not in self._models:
-            from talkindex.embedding import Embedder
+            from talkindex.embed.passages import Embedder
 
             if embedder == "e5":
                 self._models[embedder] = E5()
@@ -177,8 +177,8 @@ def int8_query_encoder(name: str = "all-MiniLM-L6-v2"):
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from talkindex.embedding import export_dir
-    from talkindex.onnx_encoder import OnnxQueryEncoder
+    from talkindex.embed.onnx import OnnxQueryEncoder
+    from talkindex.embed.passages import export_dir
 
     key = {"all-MiniLM-L6-v2": "minilm", "all-mpnet-base-v2": "mpnet"}[name]
     src, dst = export_dir(name), Path(__file__).resolve().parent / ".cache" / f"{key}-int8"
@@ -197,7 +197,7 @@ class Int8Queries:
     """Queries through the int8 export (a faster cold start), passages fp32 as stored at ingest."""
 
     def __init__(self, name: str):
-        from talkindex.embedding import Embedder
+        from talkindex.embed.passages import Embedder
 
         self.enc, self.fp32 = int8_query_encoder(name), Embedder(name)
 
@@ -212,7 +212,7 @@ class Int8Passages:
     """Passages through the int8 export, queries through the fp32 model (the lever: int8 at ingest only)."""
 
     def __init__(self, name: str):
-        from talkindex.embedding import Embedder
+        from talkindex.embed.passages import Embedder
 
         self.enc, self.fp32 = int8_query_encoder(name), Embedder(name)
 
@@ -248,7 +248,7 @@ class SetIndex:
             self.sent_vecs[t.episode_id] = sv.astype(np.float16)  # as stored at ingest
             bounds = None
             if c.chapters:  # as ingest does: published chapters, else detected from these sentence vectors
-                from talkindex.chapter_detect import episode_chapters
+                from talkindex.transcripts.detect import episode_chapters
 
                 bounds = [ch.start for ch in episode_chapters(t.chapters, sents, sv, t.duration)]
             for w in c.windows:
@@ -265,12 +265,12 @@ class SetIndex:
         self.rerank_vecs = cache.encode(c.rerank, texts) if c.rerank else None
         self.numbers = c.numbers
         self.kwi = None
-        try:  # the product's keyword index (talkindex.bm25), built in a scratch dir
+        try:  # the product's keyword index (talkindex.index.bm25), built in a scratch dir
             if c.numbers:
                 raise ImportError("numbers lever: digit tokens need the DuckDB path below")
             import tempfile
 
-            from talkindex.bm25 import KeywordIndex
+            from talkindex.index.bm25 import KeywordIndex
 
             self._tmp = tempfile.TemporaryDirectory(prefix="bench-kw-")
             self.kwi = KeywordIndex(Path(self._tmp.name))
@@ -398,7 +398,7 @@ def _fts_binary() -> str | None:
 
 
 def _row(q: dict, hits: list[dict], truth: dict, episode_of: dict, set_name: str) -> dict:
-    from talkindex.evaluate import answer_span
+    from talkindex.eval.evaluate import answer_span
 
     s0, s1, ans = answer_span(truth, q["episode"], q["answer_sentence_index"])
     rank = err = None
@@ -519,8 +519,8 @@ def ensure_home(set_dir: Path, home: Path, asr: str) -> None:
     if (home / "talkindex.duckdb").exists():
         return
     from talkindex.api import Index
-    from talkindex.pipeline import IngestOptions
-    from talkindex.serve import serve_directory
+    from talkindex.ingest.pipeline import IngestOptions
+    from talkindex.serve.files import serve_directory
 
     print(f"ingesting {set_dir.name} with {asr} into {home} (once) ...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()

@@ -62,7 +62,7 @@ def main() -> None:
     names = index_sets([a.embedders] if a.embedders else None)[0]
     home = CACHE / f"scale-real-{label(names)}-{a.chunks}"
     enc = encoder_home(a.encoder_home, names)
-    from talkindex.vectors import VectorIndex
+    from talkindex.index.vectors import VectorIndex
 
     if not (a.reuse and (home / "vectors" / "manifest.json").exists()):
         if home.with_name(home.name + ".json").exists():
@@ -125,7 +125,7 @@ def main() -> None:
 
     # add one episode: a new small vector segment and keyword segment, the bases untouched
 
-    from talkindex.bm25 import KeywordIndex
+    from talkindex.index.bm25 import KeywordIndex
 
     saved = {d: (home / d / "manifest.json").read_bytes() for d in ("vectors", "keywords")}
     base = {s["file"]: os.stat(home / "vectors" / s["file"]).st_mtime_ns for s in segs}

@@ -63,7 +63,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args()
-    from talkindex.serve import serve_directory
+    from talkindex.serve.files import serve_directory
 
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "site"

@@ -1,9 +1,9 @@
 """Quality guard for the speed work: WER of the pipeline's transcriber vs raw faster-whisper.
 
 Same model and settings (tiny.en, int8, cpu_threads=2, beam 1, VAD) on the English fixture clips
-with exact human references (talkindex.evaluate's selection and normalisation). Rows:
+with exact human references (talkindex.eval.evaluate's selection and normalisation). Rows:
   raw         WhisperModel.transcribe(f, beam_size=1, vad_filter=True)  (the baseline)
-  pipeline    talkindex.transcribe.Transcriber defaults (word timestamps, no conditioning)
+  pipeline    talkindex.transcripts.asr.Transcriber defaults (word timestamps, no conditioning)
   windowed    the same with window_s=20 s (forces the long-episode path on these short clips)
   batched-N   BatchedInferencePipeline, batch_size N (`ingest --batch-size N`)
 Usage:
@@ -26,7 +26,7 @@ MANIFEST = ROOT.parent / "shared" / "fixtures" / "speech_manifest.json"
 
 
 def clips() -> list[tuple[Path, str]]:
-    from talkindex.evaluate import _exact_reference
+    from talkindex.eval.evaluate import _exact_reference
 
     out = []
     for c in json.loads(MANIFEST.read_text()):
@@ -42,8 +42,8 @@ def main() -> None:
     a = ap.parse_args()
     from faster_whisper import WhisperModel
 
-    from talkindex.evaluate import normalize, wer_counts
-    from talkindex.transcribe import TranscribeOptions, Transcriber, resolve_model
+    from talkindex.eval.evaluate import normalize, wer_counts
+    from talkindex.transcripts.asr import TranscribeOptions, Transcriber, resolve_model
 
     cs = clips()
     raw_model = WhisperModel(resolve_model("tiny.en"), device="cpu", compute_type="int8", cpu_threads=2)

@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from talkindex.errors import SourceError
-from talkindex.pipeline import IngestOptions, IngestReport
+from talkindex.ingest.pipeline import IngestOptions, IngestReport
 from talkindex.records import Episode
 
 
 def add_ingest_args(ap: argparse.ArgumentParser) -> None:
     """The options `talkindex ingest` has, read from its own declaration (same names, defaults, help);
     only the batch size (auto per device here), --json (a summary) and -q differ."""
-    from talkindex.cli import ingest
-    from talkindex.cli_common import add_arguments
+    from talkindex.cli.app import ingest
+    from talkindex.cli.common import add_arguments
 
     add_arguments(ap, ingest, skip={"batch_size", "json_out", "verbose", "allow_private_urls"})
     ap.add_argument("--batch-size", type=int, default=None,
@@ -56,7 +56,7 @@ def read_inputs(path: Path | str, prog: str) -> tuple[list[str], list[str]] | No
     Each malformed line is printed as `PROG: error: …`; an unreadable file prints one line and
     returns None (the caller exits 2)."""
     from talkindex.errors import TalkindexError
-    from talkindex.sources import read_urls_file
+    from talkindex.sources.resolve import read_urls_file
 
     try:
         inputs, errors = read_urls_file(Path(path))
@@ -70,7 +70,7 @@ def read_inputs(path: Path | str, prog: str) -> tuple[list[str], list[str]] | No
 
 def resolve_parallel(inputs: list[str], workers: int) -> dict[str, list[Episode] | SourceError]:
     """`sources.resolve` for every input on a thread pool (feeds and channels are network-bound)."""
-    from talkindex import sources
+    from talkindex.sources import resolve as sources
 
     def one(src: str):
         try:
@@ -84,7 +84,7 @@ def resolve_parallel(inputs: list[str], workers: int) -> dict[str, list[Episode]
 
 def resolver(resolved: dict[str, list[Episode] | SourceError]):
     """A `resolve` hook for `Pipeline.ingest` that answers from `resolved`."""
-    from talkindex import sources
+    from talkindex.sources import resolve as sources
 
     def resolve(src: str) -> list[Episode]:
         got = resolved.get(src)

@@ -32,12 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
 
-from talkindex import sources, ytdl  # noqa: E402
 from talkindex.errors import TalkindexError  # noqa: E402
-from talkindex.pipeline import IngestReport, Pipeline  # noqa: E402
+from talkindex.ingest.pipeline import IngestReport, Pipeline  # noqa: E402
 from talkindex.records import Episode  # noqa: E402
-from talkindex.transcribe import cuda_available  # noqa: E402
-from talkindex.transcripts import candidates  # noqa: E402
+from talkindex.sources import resolve as sources  # noqa: E402
+from talkindex.sources import ytdl
+from talkindex.transcripts.asr import cuda_available  # noqa: E402
+from talkindex.transcripts.existing import candidates  # noqa: E402
 
 log = logging.getLogger("talkindex.batch")
 

@@ -46,10 +46,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 import numpy as np  # noqa: E402
 
-from talkindex.embedding import passage_embedder  # noqa: E402
+from talkindex.embed.passages import passage_embedder  # noqa: E402
 from talkindex.errors import ModelError, SourceError, TalkindexError  # noqa: E402
 from talkindex.home import split_embedders  # noqa: E402
-from talkindex.pipeline import Failed, IngestOptions, IngestReport, Pipeline, Transcribed  # noqa: E402
+from talkindex.ingest.pipeline import Failed, IngestOptions, IngestReport, Pipeline, Transcribed  # noqa: E402
 from talkindex.records import Episode  # noqa: E402
 
 log = logging.getLogger("talkindex.ray")
@@ -70,7 +70,7 @@ def is_failed(x) -> bool:
 
 
 def resolve_input(src: str):
-    from talkindex import sources
+    from talkindex.sources import resolve as sources
 
     try:
         return sources.resolve(src)
@@ -79,7 +79,7 @@ def resolve_input(src: str):
 
 
 def download_media(ep: Episode, media_dir: str, opts: IngestOptions, ship: bool):
-    from talkindex import sources
+    from talkindex.sources import resolve as sources
 
     try:
         path = sources.download(ep, Path(media_dir), max_bytes=opts.max_bytes, force=opts.force,
@@ -95,7 +95,7 @@ class TranscribeWorker:
     """Holds one loaded Whisper model (on a GPU when the actor was given one)."""
 
     def __init__(self, opts: IngestOptions, cpu_threads: int):
-        from talkindex.transcribe import TranscribeOptions, Transcriber
+        from talkindex.transcripts.asr import TranscribeOptions, Transcriber
 
         self.opts = opts
         self.t = Transcriber(TranscribeOptions(
@@ -145,7 +145,7 @@ class EmbedWorker:
     def embed(self, t):
         if is_failed(t):
             return t
-        from talkindex.pipeline import embed_transcript
+        from talkindex.ingest.pipeline import embed_transcript
 
         e = embed_transcript(t, self.e, self.opts.chunk)  # the writer's own recipe: the same window texts
         texts = [s.text for s in e.sents] + [c.text for c in e.chunks]

@@ -62,7 +62,7 @@ def samples_home(tmp_path_factory) -> Path:
 def devset_home(tmp_path_factory) -> tuple[Path, dict]:
     """../shared/fixtures/devset served on loopback and ingested from its RSS feed, once."""
     devset = shared("devset")
-    from talkindex.serve import serve_directory
+    from talkindex.serve.files import serve_directory
 
     home = tmp_path_factory.mktemp("devset-home")
     with serve_directory(devset) as base:

@@ -31,7 +31,7 @@ def fixture_transcripts():
 
 
 def build_tiny_home(home: Path, embedder=None) -> Path:
-    from talkindex.pipeline import Pipeline, Transcribed
+    from talkindex.ingest.pipeline import Pipeline, Transcribed
 
     pairs = {ep.id: (ep, t) for ep, t in fixture_transcripts()}
     pipe = Pipeline(home, embedder=embedder)

@@ -1,6 +1,7 @@
 """Run the real CLI with one injected fault (tests only; nothing in src/ reads these variables).
 
-    TALKINDEX_FAULT="talkindex.store:Store.save_chunks:exit-after:1" python tests/faults.py ingest urls.txt --home H
+    TALKINDEX_FAULT="talkindex.index.store:Store.save_chunks:exit-after:1" \
+        python tests/faults.py ingest urls.txt --home H
 
 `module:Qualname:action[:n]` wraps that function; on its n-th call (default 1):
   exit-before / exit-after — `os._exit(137)` before / after the call, as abruptly as `kill -9`
@@ -50,7 +51,7 @@ if __name__ == "__main__":
     spec = os.environ.get("TALKINDEX_FAULT")
     if spec:
         install(spec)
-    from talkindex.cli import main
+    from talkindex.cli.app import main
 
     sys.argv = ["talkindex", *sys.argv[1:]]
     main()

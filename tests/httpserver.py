@@ -1,6 +1,6 @@
 """Loopback HTTP server for tests: `with serve(directory) as base_url: ...` (no trailing slash).
 
-The project's own server (talkindex.serve), so tests exercise the code `talkindex eval` uses.
+The project's own server (talkindex.serve.files), so tests exercise the code `talkindex eval` uses.
 `types={"name.srt": "application/x-subrip; charset=gb2312"}` sends those Content-Types as given
 (a publisher's charset, or a wrong type), for the files named."""
 
@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
-from talkindex import serve as _serve
+from talkindex.serve import files as _serve
 
 
 @contextmanager

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from talkindex.bm25 import K1, B, KeywordIndex, terms_of
+from talkindex.index.bm25 import K1, B, KeywordIndex, terms_of
 
 pytestmark = pytest.mark.fast
 WORDS = ["feature", "store", "drift", "canary", "rollback", "latency", "embedding", "vector", "shadow", "deploy",

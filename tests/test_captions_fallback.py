@@ -50,9 +50,9 @@ def test_captions_found_by_the_download_extraction_come_before_any_media_byte(tm
 
 
 def test_blocked_media_indexed_from_auto_captions_under_prefer(tmp_path, monkeypatch):
-    from talkindex import ytdl
-    from talkindex.pipeline import IngestOptions, Pipeline
+    from talkindex.ingest.pipeline import IngestOptions, Pipeline
     from talkindex.records import Episode, TranscriptRef
+    from talkindex.sources import ytdl
 
     monkeypatch.setattr(ytdl, "BACKOFF_S", 0.1)
     monkeypatch.setattr(ytdl, "SLEEP_REQUESTS_S", 0.0)

@@ -21,10 +21,10 @@ from test_server import request
 from test_server import serve as serve_home
 from test_transcripts_first import item, transcript_tag, ts
 
-from talkindex.chapter_detect import DETECTED, detect_chapters, short_phrase
-from talkindex.chapters import parse_chapters
-from talkindex.chunking import Sentence, windows
 from talkindex.home import ChunkOptions
+from talkindex.transcripts.chapters import parse_chapters
+from talkindex.transcripts.chunking import Sentence, windows
+from talkindex.transcripts.detect import DETECTED, detect_chapters, short_phrase
 
 TRUTH = json.loads((SAMPLES / "truth.json").read_text())
 EXAMPLE = ROOT / "tests" / "fixtures" / "podcast-namespace" / "exampleComplex.json"

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from talkindex import Index
-from talkindex.cli import app
+from talkindex.cli.app import app
 from talkindex.home import Layout
 
 pytestmark = pytest.mark.fast

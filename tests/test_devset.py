@@ -6,7 +6,7 @@ import json
 
 from conftest import ask_json, run_cli
 
-from talkindex.evaluate import answer_span
+from talkindex.eval.evaluate import answer_span
 
 
 def _load(devset):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from fast_home import fixture_transcripts
 
-from talkindex import chunking
-from talkindex.embedding import Embedder, OnnxEmbedder, export_dir, onnx_embedder
-from talkindex.onnx_encoder import export_query_encoder, load_query_encoder
+from talkindex.embed.onnx import export_query_encoder, load_query_encoder
+from talkindex.embed.passages import Embedder, OnnxEmbedder, export_dir, onnx_embedder
+from talkindex.transcripts import chunking
 
 
 def test_onnx_passages_equal_torch(tmp_path):

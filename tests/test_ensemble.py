@@ -12,10 +12,10 @@ from conftest import run_cli
 from fast_home import fixture_transcripts
 
 from talkindex.api import Index
-from talkindex.embedding import Embedder, Ensemble, passage_embedder
+from talkindex.embed.passages import Embedder, Ensemble, passage_embedder
 from talkindex.home import DEFAULT_EMBEDDER, DEFAULT_EMBEDDERS, IndexConfig, Layout, split_embedders
+from talkindex.ingest.pipeline import IngestOptions, Pipeline
 from talkindex.models import installed_path
-from talkindex.pipeline import IngestOptions, Pipeline
 
 needs_mpnet = pytest.mark.skipif(installed_path("all-mpnet-base-v2") is None,
                                  reason="mpnet not assembled: `talkindex models install mpnet` (make install does it)")
@@ -90,7 +90,7 @@ def test_a_one_model_home_gains_the_second_by_re_embedding(tmp_path):
 
 
 def _ingest_fixtures(pipe: Pipeline) -> None:
-    from talkindex.pipeline import Transcribed
+    from talkindex.ingest.pipeline import Transcribed
 
     pairs = {ep.id: (ep, t) for ep, t in fixture_transcripts()}
 
@@ -108,7 +108,7 @@ def test_without_mpnet_a_new_home_uses_minilm_and_says_what_to_run(tmp_path, mon
     pipe = Pipeline(home, progress=lambda e, **d: events.append((e, d)))
     assert pipe.config.embedders == [DEFAULT_EMBEDDER]
     pairs = {ep.id: (ep, t) for ep, t in fixture_transcripts()}
-    from talkindex.pipeline import Transcribed
+    from talkindex.ingest.pipeline import Transcribed
 
     def run(todo, report):
         for ep in todo:

@@ -7,7 +7,7 @@ import shutil
 
 from conftest import SAMPLES, run_cli, shared
 
-from talkindex.evaluate import (
+from talkindex.eval.evaluate import (
     bootstrap_ci,
     compare,
     normalize,
@@ -102,7 +102,7 @@ def test_ranking_core_that_the_benchmark_shares_with_search():
     """search.rank_candidates is pure: the retrieval benchmark tunes exactly what `ask` runs."""
     import numpy as np
 
-    from talkindex.search import SearchOptions, normalize_numbers, rank_candidates, start_sentence
+    from talkindex.search.searcher import SearchOptions, normalize_numbers, rank_candidates, start_sentence
 
     rows = {i: {"episode_id": ep, "start": 10.0 * i, "end": 10.0 * i + 12, "quality": 1.0, "first_sentence": 2 * i,
                 "last_sentence": 2 * i + 1, "text": "t"} for i, ep in enumerate(["a", "a", "b", "b"])}

@@ -78,7 +78,7 @@ def test_rechunk_on_config_change(tiny_home, tmp_path):
     import shutil
 
     from talkindex.home import ChunkOptions
-    from talkindex.pipeline import IngestOptions, Pipeline
+    from talkindex.ingest.pipeline import IngestOptions, Pipeline
 
     home = tmp_path / "h"
     shutil.copytree(tiny_home, home)
@@ -141,7 +141,7 @@ def test_live_reader_follows_a_reindex(tiny_home, tmp_path):
     import duckdb
 
     from talkindex.home import ChunkOptions
-    from talkindex.pipeline import IngestOptions, Pipeline
+    from talkindex.ingest.pipeline import IngestOptions, Pipeline
 
     home = tmp_path / "h"
     shutil.copytree(tiny_home, home)
@@ -163,7 +163,7 @@ def test_live_reader_follows_a_reindex(tiny_home, tmp_path):
 def test_rerank_stage_reorders_by_the_scorer():
     """`SearchOptions.reranker` re-scores the fused top windows (a cross-encoder online); the stage
     keeps the scorer's order whatever its scale."""
-    from talkindex.search import SearchOptions, rerank_stage
+    from talkindex.search.searcher import SearchOptions, rerank_stage
 
     rows = {i: {"episode_id": f"e{i}", "start": 0.0, "end": 10.0, "quality": 1.0, "first_sentence": 0,
                 "last_sentence": 0, "text": f"window {i}"} for i in range(1, 6)}
@@ -184,7 +184,7 @@ def test_home_with_the_old_grams_column_still_reads_and_writes(tiny_home, tmp_pa
     import duckdb
 
     from talkindex.home import ChunkOptions
-    from talkindex.pipeline import IngestOptions, Pipeline
+    from talkindex.ingest.pipeline import IngestOptions, Pipeline
 
     con = duckdb.connect(str(Layout(tiny_home).db), read_only=True)
     assert "grams" not in {r[0] for r in con.execute("DESCRIBE chunks").fetchall()}

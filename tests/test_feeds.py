@@ -1,4 +1,4 @@
-"""talkindex.feeds: feedparser-based feed parsing and the project's rules (fast: no network, no models)."""
+"""talkindex.sources.feeds: feedparser-based feed parsing and the project's rules (fast: no network, no models)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from talkindex import feeds
 from talkindex.errors import SourceError
-from talkindex.feeds import feed_episodes, looks_like_feed, parse_date, parse_duration
 from talkindex.records import Chapter, TranscriptRef
+from talkindex.sources import feeds
+from talkindex.sources.feeds import feed_episodes, looks_like_feed, parse_date, parse_duration
 
 pytestmark = pytest.mark.fast
 
@@ -394,7 +394,7 @@ def test_arbitrary_bytes_never_raise_anything_but_source_error(data, content_typ
 
 
 # ---------------------------------------------------------------------------------------------
-# small helpers sources.py imports
+# small helpers sources/resolve.py imports
 
 
 def test_looks_like_feed():

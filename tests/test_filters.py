@@ -9,9 +9,9 @@ import numpy as np
 from fast_home import fixture_transcripts
 
 from talkindex import Index
-from talkindex.embedding import Embedder
+from talkindex.embed.passages import Embedder
 from talkindex.home import DEFAULT_EMBEDDER
-from talkindex.pipeline import Pipeline, Transcribed
+from talkindex.ingest.pipeline import Pipeline, Transcribed
 from talkindex.requests import IngestOptions
 
 COPIES = 175  # × 6 chunks of the drift talk = 1050 chunks that outrank everything else for the query

@@ -10,7 +10,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from talkindex.cli import app
+from talkindex.cli.app import app
 
 pytestmark = pytest.mark.fast
 runner = CliRunner()

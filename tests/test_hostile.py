@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from talkindex import doctor
 from talkindex.home import Layout
-from talkindex.store import Store
+from talkindex.index.store import Store
+from talkindex.ingest import doctor
 
 try:
     from conftest import ROOT, run_cli
@@ -222,7 +222,7 @@ def hostile(samples_home, tmp_path_factory):
     home = copy_home(samples_home, tmp / "home")
     before = snapshot(home)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "NO_COLOR": "1", "TALKINDEX_NET_TIMEOUT": "2",
-           "TALKINDEX_FAULT": "talkindex.pipeline:atomic_write_text:enospc:1"}
+           "TALKINDEX_FAULT": "talkindex.ingest.pipeline:atomic_write_text:enospc:1"}
     env.pop("TALKINDEX_HOME", None)
     t0 = time.monotonic()
     p = subprocess.run([sys.executable, str(FAULTS), "ingest", str(urls), "--home", str(home),

@@ -19,9 +19,10 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from talkindex import mediacache, net, sources
 from talkindex.errors import SourceError
 from talkindex.records import Episode
+from talkindex.sources import mediacache, net
+from talkindex.sources import resolve as sources
 from talkindex.textsafe import line, term
 
 try:

@@ -83,7 +83,7 @@ def test_hundreds_of_transcript_tags_are_tried_only_a_few(tmp_path):
     summary line for the rest (was: 500 fetches and 500 warnings)."""
     from conftest import run_cli
 
-    from talkindex.transcripts import MAX_TRIES
+    from talkindex.transcripts.existing import MAX_TRIES
 
     tags = "".join(f'<podcast:transcript url="http://127.0.0.1:PORT/t{i}.html" type="text/html"/>' for i in range(498))
     tags += ('<podcast:transcript url="http://127.0.0.1:PORT/gone.vtt" type="text/vtt"/>'
@@ -101,7 +101,7 @@ def test_hundreds_of_transcript_tags_are_tried_only_a_few(tmp_path):
 
 
 def test_cue_cap_keeps_the_first_cues_with_one_note():
-    from talkindex.transcripts import MAX_SEGMENTS, cap, parse_transcript
+    from talkindex.transcripts.existing import MAX_SEGMENTS, cap, parse_transcript
 
     def ts(t: float) -> str:
         ms = int(t * 1000)
@@ -123,7 +123,7 @@ def test_failure_budget_per_host(tmp_path):
     the untried ones left pending for a rerun (was: 2,000 requests and 2,000 error lines)."""
     from conftest import run_cli
 
-    from talkindex.budget import HOST_FAILURE_LIMIT
+    from talkindex.sources.budget import HOST_FAILURE_LIMIT
 
     items = "".join(f'<item><title>Ep {i}</title><guid>g{i}</guid>'
                     f'<enclosure url="http://127.0.0.1:PORT/ep{i}.mp3" type="audio/mpeg" length="1"/></item>'
@@ -147,7 +147,7 @@ def test_failure_budget_per_host(tmp_path):
 def test_gzip_bomb_served_to_ytdlp_alone_is_capped(tmp_path):
     """A server that shows talkindex a small page naming a video, then answers yt-dlp's own fetch of the
     same page with 200 MB of zeros as gzip: yt-dlp's whole-body read stops at its cap, one line."""
-    from talkindex.ytdl import MAX_READ_BYTES
+    from talkindex.sources.ytdl import MAX_READ_BYTES
 
     small = b'<html><body><video src="/talk.mp3"></video></body></html>'
     bomb = gzip.compress(b"<html><body>" + b"\0" * (200 * 2**20), compresslevel=9)  # looks like HTML: read whole

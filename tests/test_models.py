@@ -88,8 +88,8 @@ def test_pins_and_names(monkeypatch, tmp_path):
     with pytest.raises(UsageError):
         models.spec("nope")
     # nothing assembled under this root: names resolve to the hub names for online users
-    from talkindex.embedding import resolve_embedder
-    from talkindex.transcribe import resolve_model
+    from talkindex.embed.passages import resolve_embedder
+    from talkindex.transcripts.asr import resolve_model
 
     assert resolve_model("base") == "base" and resolve_model("small") == "small"
     assert resolve_embedder("all-mpnet-base-v2") == "all-mpnet-base-v2"

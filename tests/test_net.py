@@ -1,4 +1,4 @@
-"""talkindex.net: the SSRF rule (after DNS, every hop), bound connections, and the stall rule.
+"""talkindex.sources.net: the SSRF rule (after DNS, every hop), bound connections, and the stall rule.
 
 The address cases run inside a network namespace this test creates (`unshare -rn`, or `unshare -n` as
 root): lo is brought up and given 10.77.0.1, 192.168.77.1 and 169.254.169.254, HTTP servers listen
@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from talkindex import net
+from talkindex.sources import net
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -212,9 +212,9 @@ def _netns_main() -> None:
     """Runs inside the namespace: set up addresses and servers, run each case, print one JSON line each."""
     from urllib.parse import quote
 
-    from talkindex import sources
     from talkindex.errors import SourceError
     from talkindex.records import Episode
+    from talkindex.sources import resolve as sources
 
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     for a in ADDRS:

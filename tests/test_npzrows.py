@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from talkindex.npzrows import member_rows
+from talkindex.index.npzrows import member_rows
 
 pytestmark = pytest.mark.fast
 

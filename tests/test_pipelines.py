@@ -48,7 +48,7 @@ def index_of(home: Path) -> dict[str, dict]:
 
 
 def vectors_of(home: Path) -> int:
-    from talkindex.vectors import VectorIndex
+    from talkindex.index.vectors import VectorIndex
 
     return VectorIndex(home / "vectors").ntotal
 
@@ -108,7 +108,7 @@ def test_ray_ingest_matches_plain_ingest(samples_home, tmp_path):
     hits = Index(home).ask(question, k=3)
     assert hits and Path(hits[0].media_url).name == "feature-stores.mp3"
     assert hits[0].title == Index(samples_home).ask(question, k=1)[0].title  # the ID3 title where ffprobe is
-    from talkindex.embedding import export_dir
+    from talkindex.embed.passages import export_dir
 
     for name in Index(home).config.embedders:  # the machine's ONNX exports, one per model (ask: no torch)
         assert (export_dir(name) / "meta.json").is_file(), name

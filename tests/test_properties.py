@@ -6,11 +6,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from talkindex import chunking
 from talkindex.errors import SourceError
 from talkindex.records import Segment, Transcript, Word
-from talkindex.search import RRF_K, _rrf
-from talkindex.sources import MAX_LINE, read_urls_file
+from talkindex.search.searcher import RRF_K, _rrf
+from talkindex.sources.resolve import MAX_LINE, read_urls_file
+from talkindex.transcripts import chunking
 
 pytestmark = pytest.mark.fast
 

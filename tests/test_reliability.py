@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talkindex import doctor
 from talkindex.home import Layout
-from talkindex.store import Store
-from talkindex.vectors import VectorIndex
+from talkindex.index.store import Store
+from talkindex.index.vectors import VectorIndex
+from talkindex.ingest import doctor
 
 try:
     from conftest import ROOT, run_cli
@@ -40,12 +40,12 @@ QUESTIONS = ["what is feature store drift", "how do canary releases work", "repr
 KILL_POINTS = {
     "download": ("sigkill", "download"),
     "transcription": ("sigkill", "transcribing"),
-    "transcript-saved": "talkindex.pipeline:Pipeline._save_transcript:exit-after",
-    "embedding": "talkindex.store:Store.save_chunks:exit-before",
-    "chunks-written": "talkindex.store:Store.save_chunks:exit-after",
-    "segment-written": "talkindex.vectors:VectorIndex._write_manifest:exit-before",
-    "vectors-committed": "talkindex.vectors:VectorIndex.add:exit-after",
-    "before-keyword-index": "talkindex.bm25:KeywordIndex.add:exit-before",
+    "transcript-saved": "talkindex.ingest.pipeline:Pipeline._save_transcript:exit-after",
+    "embedding": "talkindex.index.store:Store.save_chunks:exit-before",
+    "chunks-written": "talkindex.index.store:Store.save_chunks:exit-after",
+    "segment-written": "talkindex.index.vectors:VectorIndex._write_manifest:exit-before",
+    "vectors-committed": "talkindex.index.vectors:VectorIndex.add:exit-after",
+    "before-keyword-index": "talkindex.index.bm25:KeywordIndex.add:exit-before",
 }
 REPAIR_FIRST = {"transcript-saved", "chunks-written", "segment-written", "vectors-committed"}
 

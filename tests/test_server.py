@@ -322,7 +322,7 @@ def test_hostile_title_is_escaped(hostile):
 def test_chapter_and_speaker_render_escaped_when_known():
     """Hits and transcript lines show chapter and speaker when the index has them (escaped)."""
     from talkindex.records import Chapter, Hit, Segment
-    from talkindex.server import highlight, templates
+    from talkindex.serve.web import highlight, templates
 
     hit = Hit(rank=1, score=0.5, episode_id="e1", title="T", show="S", start=61.0, end=70.0, text="drift text",
               link="javascript:alert(1)", source_url="")
@@ -350,7 +350,7 @@ def test_chapter_and_speaker_render_escaped_when_known():
 
 def test_player_choice(tmp_path):
     """YouTube plays in its iframe player; cached/local files from /media; other remote media from their URL."""
-    from talkindex.server import player
+    from talkindex.serve.web import player
 
     local = tmp_path / "talk.mp4"
     local.write_bytes(b"x")

@@ -82,7 +82,7 @@ def _remote_home(home: Path) -> tuple[Path, str]:
     """A home whose one episode came from a URL (so /media/<id> reads the download cache)."""
     from fast_home import fixture_transcripts
 
-    from talkindex.pipeline import Pipeline, Transcribed
+    from talkindex.ingest.pipeline import Pipeline, Transcribed
 
     ep, tr = fixture_transcripts()[0]
     ep.media_url = ep.source = "https://talks.example.test/ep.mp3"
@@ -95,8 +95,8 @@ def _remote_home(home: Path) -> tuple[Path, str]:
 
 
 def test_symlink_in_media_cache_is_not_served(tmp_path):
-    from talkindex.mediacache import ok_path
-    from talkindex.ytdl import safe_id
+    from talkindex.sources.mediacache import ok_path
+    from talkindex.sources.ytdl import safe_id
 
     home, eid = _remote_home(tmp_path / "home")
     media = home / "media"

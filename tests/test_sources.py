@@ -1,4 +1,4 @@
-"""talkindex.sources: urls files, resolving inputs into episodes, downloading (real yt-dlp, loopback HTTP)."""
+"""talkindex.sources.resolve: urls files, resolving inputs into episodes, downloading (real yt-dlp, loopback HTTP)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from talkindex import sources, ytdl
 from talkindex.errors import SourceError
 from talkindex.records import Episode
+from talkindex.sources import resolve as sources
+from talkindex.sources import ytdl
 
 try:
     from httpserver import serve

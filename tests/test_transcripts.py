@@ -14,18 +14,18 @@ from conftest import shared
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from talkindex import chunking
-from talkindex.chapters import chapter_at, chapters_from_info, fetch_chapters, parse_chapters
 from talkindex.errors import SourceError
-from talkindex.langguess import guess_language, language_mismatch, primary
 from talkindex.records import Chapter, Episode, Transcript, TranscriptRef
-from talkindex.transcripts import (
+from talkindex.transcripts import chunking
+from talkindex.transcripts.chapters import chapter_at, chapters_from_info, fetch_chapters, parse_chapters
+from talkindex.transcripts.existing import (
     TranscriptUnusable,
     caption_refs,
     detect_format,
     fetch_existing,
     parse_transcript,
 )
+from talkindex.transcripts.language import guess_language, language_mismatch, primary
 
 pytestmark = pytest.mark.fast
 
@@ -427,7 +427,7 @@ def test_caption_refs_prefer_the_episode_language_and_vtt():
 
 
 def test_html5_track_captions_through_ytdlp_generic_extractor(tmp_path: Path):
-    from talkindex.serve import serve_directory
+    from talkindex.serve.files import serve_directory
 
     yt_dlp = pytest.importorskip("yt_dlp")
     (tmp_path / "talk.vtt").write_bytes(make_vtt(timed(cue_texts(speech("jfk_inaugural_11s")))))

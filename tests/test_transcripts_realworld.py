@@ -19,8 +19,8 @@ from httpserver import serve
 from test_server import request
 from test_server import serve as serve_home
 
-from talkindex.formats import render
-from talkindex.transcripts import TranscriptUnusable, parse_transcript
+from talkindex.transcripts.existing import TranscriptUnusable, parse_transcript
+from talkindex.transcripts.formats import render
 
 REAL = Path(__file__).parent / "fixtures" / "realworld"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from talkindex import vectors
-from talkindex.vectors import VectorIndex, choose_factory
+from talkindex.index import vectors
+from talkindex.index.vectors import VectorIndex, choose_factory
 
 pytestmark = pytest.mark.fast
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from .errors import NotFoundError
 from .home import IndexConfig, Layout, default_home
+from .index.store import Store
+from .index.vectors import VectorIndex
 from .records import TRUSTED, Hit, Transcript, chapters_of
 from .requests import DEFAULT_K, AskRequest
-from .store import Store
-from .vectors import VectorIndex
 
 __all__ = ["Index", "AskRequest", "default_home", "hits_json", "dumps"]
 
@@ -38,14 +38,14 @@ class Index:
     # -- writing -----------------------------------------------------------------------------
     def ingest(self, inputs: list[str], options=None, progress=None, input_errors: list[str] | None = None):
         """Resolve, fetch or transcribe, chunk, embed and index `inputs` (URLs, feeds, paths) → IngestReport."""
-        from .pipeline import Pipeline
+        from .ingest.pipeline import Pipeline
 
         self._searcher = None
         return Pipeline(self.home, options, progress).ingest(inputs, input_errors)
 
     def doctor(self, repair: bool = False) -> tuple[list, list[str]]:
-        """(problems left, repairs done): see `talkindex.doctor`. `repair` never re-transcribes."""
-        from . import doctor
+        """(problems left, repairs done): see `talkindex.ingest.doctor`. `repair` never re-transcribes."""
+        from .ingest import doctor
 
         self._searcher = None
         done = doctor.repair(self.home) if repair else []
@@ -64,7 +64,7 @@ class Index:
     @property
     def searcher(self):
         if self._searcher is None:
-            from .search import Searcher
+            from .search.searcher import Searcher
 
             self._searcher = Searcher(self.layout, self.store, self.vectors, self.config)
         return self._searcher
@@ -75,7 +75,13 @@ class Index:
         question already encoded (`encode`), e.g. by a server encoding outside its ranking lock."""
         req = question if isinstance(question, AskRequest) else AskRequest.of(question, k, **filters)
         self._require_index()
-        return self.searcher.search(req.question, req.options(), qvec)
+        return self.searcher.search(req.question, self._options(req), qvec)
+
+    @staticmethod
+    def _options(req: AskRequest):
+        from .search.searcher import SearchOptions
+
+        return SearchOptions.of(req)
 
     def encode(self, req: AskRequest):
         """The question's vector for `ask(qvec=)` (None in keyword mode, which needs none); thread-safe."""
@@ -97,7 +103,7 @@ class Index:
             if r is None:
                 out.append([])
                 continue
-            out.append(self.searcher.search(r.question, r.options(), None if vecs is None else vecs[j]))
+            out.append(self.searcher.search(r.question, self._options(r), None if vecs is None else vecs[j]))
             j += 1
         return out
 
@@ -137,8 +143,8 @@ class Index:
 
     def media_path(self, episode_id: str) -> Path | None:
         """The local file that plays this indexed episode (a local input or the download cache), if any."""
-        from .mediacache import read_ok
-        from .ytdl import safe_id
+        from .sources.mediacache import read_ok
+        from .sources.ytdl import safe_id
 
         row = self.episode(episode_id)
         if row["status"] != "indexed":

@@ -113,13 +113,6 @@ class AskRequest:
             known.pop("mode")
         return cls(question, k, tuning=options, **known)
 
-    def options(self):
-        """The `search.SearchOptions` this request runs with."""
-        from .search import SearchOptions
-
-        return SearchOptions(k=self.k, mode=self.mode, show=self.show, since=self.since, episode=self.episode,
-                             **self.tuning)
-
 
 @dataclass(frozen=True)
 class TranscriptRequest:

@@ -1,0 +1,1 @@
+"""Embedding passages and questions (sentence-transformers, ONNX sessions)."""

@@ -1,0 +1,1 @@
+"""Evaluation: retrieval and ASR quality."""

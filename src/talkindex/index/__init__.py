@@ -1,0 +1,1 @@
+"""The index on disk: DuckDB store, vector and BM25 segment sets, keywords."""

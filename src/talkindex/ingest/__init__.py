@@ -1,0 +1,1 @@
+"""Ingest: the pipeline from sources to an index, housekeeping, doctor."""

@@ -1,0 +1,1 @@
+"""Search: hybrid retrieval over the index, row caching, deep links."""

@@ -1,0 +1,1 @@
+"""Serving: the FastAPI web app, the MCP server, the loopback file server."""

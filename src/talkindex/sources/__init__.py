@@ -1,0 +1,1 @@
+"""Sources: resolving inputs (URLs, feeds, files) into episodes, fetching media politely."""
