@@ -23,6 +23,17 @@ def shared(*parts: str) -> Path:
     return p
 
 
+def tone_mp3(d: Path, seconds: float) -> Path:
+    """A `seconds`-long 440 Hz MP3 made by ffmpeg in `d` (or skip the test with the reason)."""
+    import shutil
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+                    "-c:a", "libmp3lame", "-b:a", "32k", str(d / "ep.mp3")], check=True)
+    return d / "ep.mp3"
+
+
 def run_cli(*args: str, home: Path | None = None, check: bool | None = None, timeout: float = 900,
             **kw) -> subprocess.CompletedProcess:
     """Run `python -m talkindex ARGS` as a user would; returns the completed process."""

@@ -125,12 +125,9 @@ def _unshare_prefix() -> list[str] | None:
 
 @pytest.fixture(scope="module")
 def tone(tmp_path_factory) -> Path:
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed")
-    d = tmp_path_factory.mktemp("netns-media")
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
-                    "-c:a", "libmp3lame", "-b:a", "32k", str(d / "ep.mp3")], check=True)
-    return d / "ep.mp3"
+    from conftest import tone_mp3
+
+    return tone_mp3(tmp_path_factory.mktemp("netns-media"), 1)
 
 
 def test_ssrf_rules_in_a_network_namespace(tone, tmp_path):

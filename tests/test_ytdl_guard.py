@@ -28,14 +28,9 @@ ARRIVED = "longer than --max-duration (3 s > 1 s)"
 
 @pytest.fixture(scope="module")
 def tone(tmp_path_factory) -> Path:
-    import shutil
+    from conftest import tone_mp3
 
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed")
-    d = tmp_path_factory.mktemp("netns-ytdl")
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
-                    "-c:a", "libmp3lame", "-b:a", "32k", str(d / "ep.mp3")], check=True)
-    return d / "ep.mp3"
+    return tone_mp3(tmp_path_factory.mktemp("netns-ytdl"), 3)
 
 
 def test_ytdlp_http_is_under_the_address_rule(tone, tmp_path):

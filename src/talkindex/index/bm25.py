@@ -24,12 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from .keywords import keyword_units, unit_tokens
-from .segments import SegmentDir, segments_to_merge
+from .segments import MAX_SEGMENTS, SegmentDir, segments_to_merge
 
 log = logging.getLogger("talkindex")
 
 K1, B = 1.2, 0.75
-MAX_SEGMENTS = 8
 BUILD_BATCH = 20_000  # documents tokenised per part of a rebuild
 PRUNE_MIN = 200_000  # postings of a question in one segment above which its top k is found by MaxScore
 CHECK_MIN = 20_000  # postings of a term above which MaxScore checks whether the remaining terms can matter

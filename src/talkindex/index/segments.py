@@ -75,7 +75,10 @@ class SegmentDir:
         return [p for p in self.dir.glob(f"{self.prefix}-*{self.suffix}") if p.name not in named]
 
 
-def segments_to_merge(segs: list[dict], everything: bool, max_segments: int) -> list[dict]:
+MAX_SEGMENTS = 8  # segments an index keeps before a compaction merges the small ones (vectors and keywords)
+
+
+def segments_to_merge(segs: list[dict], everything: bool, max_segments: int = MAX_SEGMENTS) -> list[dict]:
     """Which segments one compaction merges (LSM style): all of them when asked, none while there are
     few, else the small ones — a base much larger than them stays."""
     if not segs or (not everything and len(segs) <= max_segments):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .segments import SegmentDir, segments_to_merge
+from .segments import MAX_SEGMENTS, SegmentDir, segments_to_merge
 
 log = logging.getLogger("talkindex")
 
@@ -33,7 +33,6 @@ HALF_MIN = 20_000  # vectors; from here to EXACT_MAX a segment scans float16 cod
 # recall@10 1.0 against it)
 NPROBE = 64  # IVF lists scanned per query (see the module docstring for the recall it buys)
 TRAIN_PER_LIST = 64  # k-means training sample per IVF list
-MAX_SEGMENTS = 8
 SMALL_QUERY = 8  # up to this many query rows, search single-threaded (OpenMP start-up costs more)
 
 
