@@ -164,6 +164,7 @@ def build_home(home: Path, n_chunks: int, encoder_from: Path | None = None, fts:
     vi.add(np.arange(1, n_chunks + 1, dtype=np.int64), all_vecs, key)
     t_vec = time.perf_counter() - t0
     log(f"  vectors: {t_vec:.1f} s ({vi.manifest()['segments'][0].get('factory', '?')})")
+    store.prepare_readers()  # the readers' snapshot, as ingest publishes it (rows files + catalog.json)
     if encoder_from is not None and (Path(encoder_from) / "query_encoder").is_dir():  # older homes
         shutil.copytree(Path(encoder_from) / "query_encoder", home / "query_encoder")
     return {"rows_s": t_rows, "fts_s": t_fts, "vectors_s": t_vec, "vecs": all_vecs, "embedders": names,

@@ -110,6 +110,10 @@ class Index:
     def _require_index(self) -> None:
         if self._has_index:  # an index never becomes empty under a live reader
             return
+        cat = self.searcher.snapshots.current() if self.layout.db.exists() else None
+        if cat is not None and cat.episodes:  # the writer's snapshot: no DuckDB open (index/catalog.py)
+            self._has_index = True
+            return
         if not self.layout.db.exists() or not self.store.has_indexed():
             raise NotFoundError(f"{self.home}: the index is empty; run `talkindex ingest urls.txt` first")
         self._has_index = True

@@ -158,6 +158,15 @@ class Layout:
     def embeddings(self, episode_id: str) -> Path:
         return self.episode_dir(episode_id) / "embeddings.npz"
 
+    def rows(self, episode_id: str) -> Path:
+        """The episode's chunks as readers rank them (index/catalog.py)."""
+        return self.episode_dir(episode_id) / "rows.npz"
+
+    @property
+    def catalog(self) -> Path:
+        """The readers' snapshot of the database (index/catalog.py)."""
+        return self.home / "catalog.json"
+
     def query_encoder(self, embedder_key: str) -> Path:
         return self.home / "query_encoder" / embedder_key
 

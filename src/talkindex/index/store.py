@@ -16,8 +16,7 @@ import random
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
 import duckdb
 import numpy as np
@@ -25,6 +24,8 @@ import numpy as np
 from ..errors import BusyError, HomeError
 from ..home import DEFAULT_EMBEDDER, SCHEMA_VERSION, IndexConfig, Layout, ingest_running
 from ..records import Chapter, Chunk, Episode, Status, Transcript, chapters_of
+from . import catalog
+from .catalog import file_key
 from .duck import OPEN_LOCK, READER_KEEP_S, bulk_insert, dict_rows, drop_reader, keep_reader, touch_reader
 
 log = logging.getLogger("talkindex")
@@ -84,6 +85,7 @@ class Store:
         # In the writer's process every connection is read-write: DuckDB refuses to mix
         # read-only and read-write connections to one file inside one process.
         self.writer = writer
+        self._publishing = False
 
     # -- connections ---------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -125,6 +127,7 @@ class Store:
             except duckdb.Error as e:  # not a DuckDB file, a newer storage version, …
                 raise HomeError(f"{self.path}: cannot open the database ({str(e).splitlines()[0][:200]}); "
                                 "move it away and run `talkindex doctor --repair`") from e
+        before = None if read_only or self._publishing else file_key(self.path)
         try:
             yield con
         finally:
@@ -132,6 +135,42 @@ class Store:
                 con.close()
                 if read_only:
                     touch_reader(str(self.path))
+            if before is not None and file_key(self.path) != before:
+                self.publish()
+
+    def publish(self) -> None:
+        """Publish the readers' snapshot (index/catalog.py) of the database as it now is: called after
+        every write connection that changed the file, so readers never need DuckDB's lock. A failure
+        (disk full, read-only home) leaves the last catalog, whose stale key sends readers to DuckDB."""
+        self._publishing = True
+        try:
+            with self.connect() as con:
+                indexed = self.indexed_episodes(con)
+                ranges = self.chunk_ranges(con)
+                others = dict(con.execute("SELECT id, coalesce(\"show\", '') FROM episodes "
+                                          "WHERE status <> 'indexed'").fetchall())
+            catalog.publish(self.layout, indexed, ranges, others, file_key(self.path))
+        except (OSError, duckdb.Error, HomeError) as e:
+            log.debug("could not publish the readers' catalog: %s", e)
+        finally:
+            self._publishing = False
+
+    def prepare_readers(self) -> int:
+        """At a writer's start: write the rows file of every indexed episode that lacks one (homes from
+        before catalog.py) from the chunks table (no re-embedding), and republish a missing or stale
+        catalog (a kill -9 between a commit and its publication). Returns how many rows files were written."""
+        with self.connect(read_only=True) as con:
+            indexed = [r[0] for r in con.execute(
+                "SELECT id FROM episodes WHERE status = 'indexed' ORDER BY id").fetchall()]
+            missing = [e for e in indexed if not self.layout.rows(e).exists()]
+            for eid in missing:
+                got = con.execute("SELECT id, start, \"end\", quality, first_sentence, last_sentence, text "
+                                  "FROM chunks WHERE episode_id = ? ORDER BY id", [eid]).fetchall()
+                catalog.write_rows(self.layout, eid, [r[0] for r in got], [_ChunkRow(*r[1:]) for r in got])
+        cat = catalog.load(self.layout)
+        if missing or cat is None or cat.db_key != file_key(self.path):
+            self.publish()
+        return len(missing)
 
     def init(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -462,7 +501,7 @@ class Store:
 
     def version(self) -> tuple:
         """Changes whenever the database files change: what a live reader's caches are keyed on."""
-        return _file_key(self.path)
+        return file_key(self.path)
 
     def chunk_ranges(self, con) -> list[tuple[str, int, int]]:
         """(episode id, first chunk id, last chunk id) of every indexed episode. An episode's chunk ids
@@ -538,18 +577,20 @@ class Store:
         return {e: ids for e, ids in con.execute(sql, args).fetchall()}
 
 
+@dataclass
+class _ChunkRow:
+    """A stored chunk's fields, as `catalog.write_rows` reads them."""
+
+    start: float
+    end: float
+    quality: float | None
+    first_sentence: int
+    last_sentence: int
+    text: str
+
+
 def _id_list(ids) -> str:
     """Chunk ids as a SQL literal list: our own integers, forced through int()."""
     return ",".join(str(int(i)) for i in ids)
 
 
-def _file_key(db: Path) -> tuple:
-    """Changes whenever DuckDB writes the database (its file or its write-ahead log)."""
-    out = []
-    for p in (db, db.with_name(db.name + ".wal")):
-        try:
-            s = p.stat()
-            out.append((s.st_mtime_ns, s.st_size))
-        except OSError:
-            out.append(None)
-    return tuple(out)

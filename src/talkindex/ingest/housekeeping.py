@@ -91,6 +91,7 @@ class Housekeeping:
             self.progress("reindex", done=len(redo), total=len(redo))
             self.drop_orphans()  # re-indexing gave those episodes new chunk ids
         self.derive_chapters()
+        self.store.prepare_readers()
 
     def derive_chapters(self) -> int:
         """Detect the chapters of indexed episodes that have none recorded (homes indexed before chapter

@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import ModelError, SourceError, TalkindexError
 from ..fsutil import atomic_write_text, disk_full, open_new, replace_durably
 from ..home import ChunkOptions, IndexConfig, Layout, WriterLock, default_embedders
+from ..index import catalog
 from ..index.bm25 import KeywordIndex
 from ..index.store import Store
 from ..index.vectors import VectorIndex
@@ -489,6 +490,7 @@ class Pipeline:
                      **({"sent_speakers": np.asarray([s.speaker for s in sents])}
                         if any(s.speaker for s in sents) else {}))
         replace_durably(tmp, path)
+        catalog.write_rows(self.layout, episode_id, ids, chunks)  # what readers rank with (no DuckDB lock)
         if ids:
             self.vectors.add(np.asarray(ids, np.int64), chunk_vecs, self.config.embedder)
             self.keywords.add(ids, [c.text for c in chunks])

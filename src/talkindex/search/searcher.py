@@ -8,6 +8,7 @@ export of the query encoder exists (ingest writes one).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -23,6 +24,7 @@ from ..index.npzrows import NPZ_ERRORS, member_rows
 from ..records import Hit
 from ..requests import DEFAULT_MODE, AskRequest
 from .links import youtube_id
+from .snapshot import SnapshotRows, Snapshots, duck_rows
 
 log = logging.getLogger("talkindex")
 
@@ -113,7 +115,8 @@ class Searcher:
         self._upgrading = False  # throughput sessions requested (see encode)
         self._vec_cache: OrderedDict[tuple[str, str], tuple[float, np.ndarray]] = OrderedDict()
         self._vec_bytes = 0
-        self._paths: dict[str, str] = {}  # episode id → its embeddings file (pathlib costs ~20 µs a call)
+        self._paths: dict[tuple[str, bool], str] = {}  # (episode id, rows file?) → path (pathlib: ~20 µs a call)
+        self.snapshots = Snapshots(layout)
 
     # -- query encoding ------------------------------------------------------------------------
     def encode(self, queries: list[str]) -> np.ndarray:
@@ -179,24 +182,27 @@ class Searcher:
         """The ranked hits for `query` (already validated: `requests.AskRequest`, as `Index.ask` builds)."""
         if qvec is None and opts.mode in ("hybrid", "dense"):
             qvec = self.encode([query])[0]  # before opening the database: hold it as briefly as possible
-        with self.store.connect(read_only=True) as con:
-            allowed = self._filter(con, opts)
+        cat = self.snapshots.current()
+        source = contextlib.nullcontext(SnapshotRows(cat, self._stored, self.store)) if cat is not None \
+            else duck_rows(self.store, self.row_cache)
+        with source as src:
+            allowed = self._filter(src, opts)
             dense = kw = None
             if opts.mode in ("hybrid", "dense"):
                 dense = self._dense(qvec, opts, allowed)
             if opts.mode in ("hybrid", "keyword"):
-                kw = self._keyword(con, query, opts, allowed)
+                kw = self._keyword(query, opts, allowed)
             cand = set(dense or ()) | set(kw or ())
-            rows = self.row_cache.rows(con, cand, text=bool(opts.reranker))
+            rows = src.rows(cand, text=bool(opts.reranker))
             sims = _SentenceSims(self._sentence_vectors, qvec)
             if opts.reranker:
                 ranked = rerank_stage(query, dense, kw, rows, sims, opts, self._cross_encoder(opts.reranker))
             else:
                 ranked = rank_candidates(query, dense, kw, rows, sims, opts)
-            self.row_cache.add_texts(con, {r.chunk_id: rows[r.chunk_id] for r in ranked})
+            src.add_texts({r.chunk_id: rows[r.chunk_id] for r in ranked})
             hits = [self._hit(rows[r.chunk_id], r.score, r.chunk_id) for r in ranked]
             if opts.precise and qvec is not None:
-                self._precise(con, hits, rows, {r.chunk_id: r.sentence for r in ranked})
+                self._precise(src, hits, rows, {r.chunk_id: r.sentence for r in ranked})
         for i, h in enumerate(hits, 1):
             h.rank = i
         return hits
@@ -212,11 +218,11 @@ class Searcher:
             cached[name] = lambda q, texts: [float(x) for x in model.predict([(q, t) for t in texts])]
         return cached[name]
 
-    def _filter(self, con, opts: SearchOptions) -> Allowed | None:
+    def _filter(self, src, opts: SearchOptions) -> Allowed | None:
         """Chunk ids (and their episodes) allowed by --show/--since/--episode (None: no filter)."""
         if not (opts.show or opts.since or opts.episode):
             return None
-        by_episode = self.store.filtered_chunks(con, opts.episode, opts.show, opts.since)
+        by_episode = src.filtered(opts.episode, opts.show, opts.since)
         allowed = Allowed(c for ids in by_episode.values() for c in ids)
         allowed.episodes = list(by_episode)
         return allowed
@@ -248,7 +254,7 @@ class Searcher:
         top = np.argsort(-sims)[: opts.candidates]
         return {int(ids[i]): float(sims[i]) for i in top}
 
-    def _keyword(self, con, query: str, opts: SearchOptions, allowed: set[int] | None) -> dict[int, float] | None:
+    def _keyword(self, query: str, opts: SearchOptions, allowed: set[int] | None) -> dict[int, float] | None:
         return dict(self.keywords.search(query, opts.candidates, allowed))
 
     def _hit(self, r: dict, score: float, cid: int) -> Hit:
@@ -262,7 +268,7 @@ class Searcher:
             transcript_source=r.get("transcript_source") or "asr",
         )
 
-    def _precise(self, con, hits: list[Hit], rows: dict[int, dict], sentence_of: dict[int, int | None]) -> None:
+    def _precise(self, src, hits: list[Hit], rows: dict[int, dict], sentence_of: dict[int, int | None]) -> None:
         """Move each hit's start to the sentence `rank_candidates` chose (the end stays the window's)."""
         starts: dict[tuple[str, int], tuple[float, str]] = {}
         for h in hits:
@@ -275,7 +281,7 @@ class Searcher:
                  if sentence_of.get(h.chunk_id) is not None]
         older = [w for w in older if w not in starts]  # embeddings written before sent_starts existed
         if older:
-            starts.update(self.store.sentence_starts(con, older))
+            starts.update(src.sentence_starts(older))
         for h in hits:
             r = rows[h.chunk_id]
             i = sentence_of.get(h.chunk_id)
@@ -291,9 +297,11 @@ class Searcher:
         VECTOR_CACHE_BYTES, and beyond it are views that read only the rows asked for (npzrows.py:
         a home of 1M chunks has ~4 GB of sentence vectors); least recently used arrays are dropped
         when the budget is exceeded."""
-        path = self._paths.get(episode_id)
+        in_rows = key in ROWS_FILE
+        path = self._paths.get((episode_id, in_rows))
         if path is None:
-            path = self._paths[episode_id] = str(self.layout.embeddings(episode_id))
+            path = self._paths[(episode_id, in_rows)] = str(
+                self.layout.rows(episode_id) if in_rows else self.layout.embeddings(episode_id))
         try:
             mtime = os.stat(path).st_mtime
         except OSError:
@@ -303,7 +311,7 @@ class Searcher:
             self._vec_cache.move_to_end((episode_id, key))
             return cached[1]
         try:
-            arr = member_rows(path, key) if key in ROWS_ON_DEMAND else None
+            arr = member_rows(path, key) if key in ROWS_ON_DEMAND or in_rows else None
             if arr is not None and self._vec_bytes + arr.shape[0] * arr.row_bytes <= VECTOR_CACHE_BYTES:
                 arr = np.asarray(arr)  # while the budget lasts, held in memory (one read, no CRC pass)
             elif arr is None:
@@ -333,6 +341,7 @@ def _nbytes(a: np.ndarray | None) -> int:
     return 0 if a is None else a.nbytes
 
 
+ROWS_FILE = ("ids", "fields", "text_end", "text")  # members of an episode's rows.npz (index/catalog.py)
 ROWS_ON_DEMAND = ("sent_vecs", "chunk_vecs")  # beyond VECTOR_CACHE_BYTES, read by rows from the file (npzrows.py)
 VECTOR_CACHE_BYTES = 512 * 2**20  # stored vectors a live reader keeps (float16: ~330k sentences)
 EXACT_FILTER_MAX = 200_000  # chunks: up to this many, a filtered dense search scores stored vectors exactly

@@ -1,0 +1,148 @@
+"""Readers rank from the writer's published snapshot (index/catalog.py), never waiting on DuckDB's lock."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+
+import duckdb
+import pytest
+from conftest import ROOT, ask_json, run_cli
+
+from talkindex import Index
+from talkindex.home import Layout
+from talkindex.index import catalog
+from talkindex.index.duck import OPEN_LOCK, drop_reader
+from talkindex.index.store import Store
+from talkindex.search.snapshot import DuckRows, SnapshotRows
+
+pytestmark = pytest.mark.fast
+
+QUESTIONS = ["what is feature store drift", "canary deployment", "how do you monitor a model in production"]
+
+# Another process takes DuckDB's write lock (as an ingest's writer does while it commits and checkpoints)
+# and holds the writer lock, until stdin closes.
+HOLDER = """
+import sys, duckdb
+from talkindex.home import Layout, WriterLock
+layout = Layout(sys.argv[1])
+with WriterLock(layout):
+    con = duckdb.connect(str(layout.db))
+    con.execute("UPDATE episodes SET note = 'held' WHERE id = (SELECT min(id) FROM episodes)")
+    print("holding", flush=True)
+    sys.stdin.read()
+    con.close()
+"""
+
+
+def _answers(idx: Index, **kw) -> list:
+    return [[(h.chunk_id, h.episode_id, round(h.start, 3), h.text, h.title, h.chapter, h.link)
+             for h in idx.ask(q, k=5, **kw)] for q in QUESTIONS]
+
+
+def test_ingest_publishes_rows_equal_to_the_database(tiny_home):
+    """The catalog and rows files hold exactly what DuckDB holds for every indexed chunk."""
+    layout = Layout(tiny_home)
+    cat = catalog.load(layout)
+    assert cat is not None and cat.complete and cat.episodes
+    assert cat.db_key == catalog.file_key(layout.db)
+    store = Store(layout)
+    idx = Index(tiny_home)
+    with store.connect(read_only=True) as con:
+        ids = [r[0] for r in con.execute("SELECT id FROM chunks").fetchall()]
+        meta = store.indexed_episodes(con)
+        assert set(cat.episodes) == set(meta)
+        snap = SnapshotRows(cat, idx.searcher._stored, store).rows(ids, text=True)
+        duck = DuckRows(store, idx.searcher.row_cache, con)
+        want = duck.rows(ids, text=True)
+        assert len(snap) == len(want) == len(ids)
+        for cid in ids:
+            a, b = snap[cid], want[cid]
+            b = {**b, "published": str(b["published"]) if b["published"] else None}
+            b.pop("id", None)
+            assert a == b, cid
+        for filt in ({"episode": next(iter(meta))}, {"show": "samples"}, {"since": "2024-06-01"}, {"show": "SAMPLES"}):
+            f = {"episode": None, "show": None, "since": None, **filt}
+            got = SnapshotRows(cat, idx.searcher._stored, store).filtered(**f)
+            assert {e: sorted(v) for e, v in got.items()} == {e: sorted(v) for e, v in duck.filtered(**f).items()}
+
+
+def test_ask_does_not_wait_for_a_writer_holding_duckdb(tiny_home, tmp_path):
+    """While another process holds DuckDB's write lock and the writer lock, `ask` (API and CLI) answers
+    at once, the same as before; a DuckDB reader would wait for the lock (and time out here)."""
+    home = tmp_path / "h"
+    shutil.copytree(tiny_home, home)
+    before = _answers(Index(home))
+    cli_before = ask_json(home, QUESTIONS[0])
+    with OPEN_LOCK:  # had this process read DuckDB, its idle keeper would block the holder
+        drop_reader(str(Layout(home).db))
+    env = {"PYTHONPATH": str(ROOT / "src")}
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(home)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(duckdb.IOException):  # the lock is really held
+            duckdb.connect(str(Layout(home).db), read_only=True)
+        t0 = time.monotonic()
+        assert _answers(Index(home)) == before
+        assert ask_json(home, QUESTIONS[0]) == cli_before
+        assert ask_json(home, QUESTIONS[0], "--show", "samples")  # filters too come from the snapshot
+        assert time.monotonic() - t0 < 60  # a DuckDB reader would wait LOCK_WAIT_S (30 s) per question
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+
+
+def test_stale_catalog_falls_back_to_duckdb(tiny_home, tmp_path):
+    """A writer killed between a commit and its publication leaves a catalog older than the database:
+    readers use DuckDB (same answers) until the next writer republishes."""
+    home = tmp_path / "h"
+    shutil.copytree(tiny_home, home)
+    layout = Layout(home)
+    before = _answers(Index(home))
+    con = duckdb.connect(str(layout.db))  # a commit nobody published
+    con.execute("UPDATE episodes SET title = 'Renamed after publication' WHERE status = 'indexed'")
+    con.close()
+    idx = Index(home)
+    assert idx.searcher.snapshots.current() is None
+    after = _answers(idx)
+    assert [[a[:4] for a in q] for q in after] == [[b[:4] for b in q] for q in before]
+    assert all(a[4] == "Renamed after publication" for q in after for a in q)
+    assert run_cli("doctor", "--repair", home=home).returncode == 0  # the next writer republishes
+    cat = catalog.load(layout)
+    assert cat.db_key == catalog.file_key(layout.db)
+    assert {e["title"] for e in cat.episodes.values()} == {"Renamed after publication"}
+    assert Index(home).searcher.snapshots.current() is not None
+
+
+def test_home_without_snapshot_gets_one_from_its_next_writer(tiny_home, tmp_path):
+    """A home from before catalog.py answers from DuckDB, and `doctor --repair` writes its rows files
+    from the chunks table (no re-embedding): then it answers the same from the snapshot."""
+    home = tmp_path / "h"
+    shutil.copytree(tiny_home, home)
+    layout = Layout(home)
+    before = _answers(Index(home))
+    layout.catalog.unlink()
+    for p in layout.episodes_root.glob("*/rows.npz"):
+        p.unlink()
+    emb = {p: p.stat().st_mtime_ns for p in layout.episodes_root.glob("*/embeddings.npz")}
+    idx = Index(home)
+    assert idx.searcher.snapshots.current() is None
+    assert _answers(idx) == before
+    assert run_cli("doctor", "--repair", home=home).returncode == 0
+    assert Index(home).searcher.snapshots.current() is not None
+    assert _answers(Index(home)) == before
+    assert {p: p.stat().st_mtime_ns for p in emb} == emb  # nothing re-embedded
+
+
+def test_damaged_rows_file_is_skipped_not_fatal(tiny_home, tmp_path):
+    """A rows file whose ids do not match the catalog's range (or is cut) drops that episode's hits only."""
+    home = tmp_path / "h"
+    shutil.copytree(tiny_home, home)
+    layout = Layout(home)
+    victim = next(iter(catalog.load(layout).episodes))
+    layout.rows(victim).write_bytes(b"PK\x03\x04 cut")
+    hits = Index(home).ask(QUESTIONS[0], k=10)
+    assert hits and all(h.episode_id != victim for h in hits)
