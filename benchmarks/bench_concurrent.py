@@ -6,9 +6,16 @@ to back (Index.ask, a live process like `serve`), then ingests a feed of the bun
 items carry Podcasting 2.0 transcripts (so the writer's work is chunking, embedding, DuckDB rows,
 vector and keyword segments, not ASR) in another process. Prints the reader's latencies before and
 during the ingest: p50, p99, max, and the worst wait beyond the reader's normal time (max during
-minus p50 before; goal: <= 250 ms). Usage:
+minus p50 before; goal: <= 250 ms). The reader is, by `--reader`:
+
+  * `api`: one live process calling Index.ask back to back (a notebook, a batch job);
+  * `serve`: `talkindex serve`, one client calling GET /api/ask back to back;
+  * `cli`: one-shot `talkindex ask --json` processes back to back (each pays a cold start).
+
+Usage:
 
     PYTHONPATH=src python benchmarks/bench_concurrent.py [--chunks 100000] [--embedders A+B]
+        [--reader api|serve|cli]
 """
 
 from __future__ import annotations
@@ -32,17 +39,32 @@ from bench_ask import CACHE, index_sets, label, queries  # noqa: E402
 from bench_transcripts import make_site  # noqa: E402
 
 READER = """
-import json, sys, time
+import json, subprocess, sys, time
 from pathlib import Path
-from talkindex.api import Index
-home, qs, stop = Path(sys.argv[1]), json.loads(sys.argv[2]), Path(sys.argv[3])
-idx = Index(home)
+from urllib.parse import quote_plus
+home, qs, stop, kind = Path(sys.argv[1]), json.loads(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+if kind == "api":
+    from talkindex.api import Index
+    idx = Index(home)
+    ask = idx.ask
+elif kind == "serve":
+    sys.path.insert(0, sys.argv[5])
+    from bench_server import Server
+    srv = Server(home)
+    ask = lambda q: srv.get(f"/api/ask?q={quote_plus(q)}&k=5")
+else:
+    def ask(q):
+        p = subprocess.run([sys.executable, "-m", "talkindex", "ask", q, "--json", "--home", str(home)],
+                           capture_output=True)
+        assert p.returncode == 0, p.stderr[-500:]
 out, i = [], 0
 while not stop.exists():
     t0 = time.time()
-    idx.ask(qs[i % len(qs)])
+    ask(qs[i % len(qs)])
     out.append((t0, time.time() - t0))
     i += 1
+if kind == "serve":
+    srv.close()
 print(json.dumps(out))
 """
 
@@ -56,6 +78,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--chunks", type=int, default=100_000)
     ap.add_argument("--embedders", metavar="A+B", help="the index's models (default: the product's ensemble)")
+    ap.add_argument("--reader", choices=("api", "serve", "cli"), default="api", help="who asks (see above)")
     a = ap.parse_args()
     names = index_sets([a.embedders] if a.embedders else None)[0]
     src = CACHE / f"synth-real-{label(names)}-{a.chunks}"
@@ -73,9 +96,9 @@ def main() -> None:
         site.mkdir()
         make_site(site)
         stop = tmp / "stop"
-        reader = subprocess.Popen([sys.executable, "-c", READER, str(home), json.dumps(queries(home, 50)), str(stop)],
-                                  stdout=subprocess.PIPE, text=True, env=env)
-        time.sleep(8)  # questions before the ingest starts
+        reader = subprocess.Popen([sys.executable, "-c", READER, str(home), json.dumps(queries(home, 50)), str(stop),
+                                   a.reader, str(HERE)], stdout=subprocess.PIPE, text=True, env=env)
+        time.sleep(15 if a.reader == "cli" else 8)  # questions before the ingest starts
         with serve_directory(site) as base:
             feed = site / "with.xml"
             feed.write_text(feed.read_text().replace("PORT", base.rsplit(":", 1)[1]))
@@ -90,8 +113,8 @@ def main() -> None:
             raise SystemExit(f"ingest failed: {p.stderr[-1500:]}")
         before = [d for t, d in lat if t + d < t0]
         during = [d for t, d in lat if t < t1 and t + d > t0]
-        print(f"ingest of 3 episodes (transcripts) into a {a.chunks}-chunk home of {'+'.join(names)}: "
-              f"{t1 - t0:.1f} s")
+        print(f"reader: {a.reader}; ingest of 3 episodes (transcripts) into a {a.chunks}-chunk home of "
+              f"{'+'.join(names)}: {t1 - t0:.1f} s; load average at the end {os.getloadavg()[0]:.2f}")
         slow = sorted(((d, t - t0) for t, d in lat if t < t1 and t + d > t0), reverse=True)[:5]
         print("  slowest asks during the ingest (ms, started at s into it): "
               + ", ".join(f"{d * 1000:.0f} @ {at:.1f}" for d, at in slow))
