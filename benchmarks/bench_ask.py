@@ -74,7 +74,13 @@ def encoder_home(given: Path | None, embedders=None) -> Path | None:
     from talkindex.embed.passages import export_dir
 
     names = names_of(embedders)
-    if given or all((export_dir(n) / "meta.json").exists() for n in names):
+    exported = all((export_dir(n) / "meta.json").exists() for n in names)
+    if exported:
+        from talkindex.embed.coldgraph import ensure_cold_model
+
+        for n in names:  # exports made before the cold-start graph existed gain it, as an ingest gives them
+            ensure_cold_model(export_dir(n))
+    if given or exported:
         return given
     home = CACHE / "samples-home"
     print(f"making the ONNX query encoders of {'+'.join(names)}: ingesting data/samples (once) ...", flush=True)

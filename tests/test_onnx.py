@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from talkindex.embed import coldgraph
 from talkindex.embed import onnx as onnx_encoder
 from talkindex.embed.onnx import OnnxQueryEncoder, export_query_encoder, load_query_encoder
 
@@ -75,7 +76,8 @@ def test_meta_describes_model(export_dir, st_model):
     assert meta["dim"] == 384
     assert meta["query_prompt"] == ""
     assert sorted(p.name for p in export_dir.iterdir()) == sorted(
-        [onnx_encoder.META_FILE, onnx_encoder.MODEL_FILE, onnx_encoder.WEIGHTS_FILE, onnx_encoder.TOKENIZER_FILE]
+        [onnx_encoder.META_FILE, onnx_encoder.MODEL_FILE, onnx_encoder.WEIGHTS_FILE, onnx_encoder.TOKENIZER_FILE,
+         coldgraph.COLD_MODEL_FILE, coldgraph.COLD_WEIGHTS_FILE]
     )
     # No temp or moved-aside dirs left next to the export.
     assert [p.name for p in export_dir.parent.iterdir()] == [export_dir.name]
@@ -171,6 +173,10 @@ def test_load_returns_none_when_missing_or_partial(export_dir, tmp_path):
     corrupt_model = broken_copy("corrupt_model")  # same size, garbage bytes: the session fails to load
     size = (corrupt_model / onnx_encoder.MODEL_FILE).stat().st_size
     (corrupt_model / onnx_encoder.MODEL_FILE).write_bytes(b"\xff" * size)
+    assert load_query_encoder(corrupt_model, bulk=True) is None
+    meta = json.loads((corrupt_model / onnx_encoder.META_FILE).read_text())
+    del meta["cold"]  # cold sessions load the (intact) pre-optimised graph instead
+    (corrupt_model / onnx_encoder.META_FILE).write_text(json.dumps(meta))
     assert load_query_encoder(corrupt_model) is None
 
 
@@ -219,3 +225,88 @@ def test_query_path_does_not_import_torch(export_dir, encoder):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["heavy"] == []
     np.testing.assert_allclose(result["vec"], encoder.encode(["does this pull in torch?"])[0], atol=1e-5)
+
+
+def _session_files(monkeypatch) -> list[str]:
+    """The file names onnxruntime sessions are created from, from now on."""
+    import onnxruntime as ort
+
+    seen: list[str] = []
+    real = ort.InferenceSession
+
+    def spy(path, *args, **kwargs):
+        seen.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", spy)
+    return seen
+
+
+def test_cold_graph_embeds_like_the_plain_graph(export_dir, tmp_path, monkeypatch):
+    """The export saves a pre-optimised graph; cold-start sessions load it with the optimiser off and give
+    the vectors the plain graph gives, bit for bit; throughput (bulk) sessions still take the plain graph."""
+    assert coldgraph.has_cold_model(export_dir)
+    plain_dir = tmp_path / "plain"
+    shutil.copytree(export_dir, plain_dir)
+    meta = json.loads((plain_dir / onnx_encoder.META_FILE).read_text())
+    del meta["cold"]
+    (plain_dir / onnx_encoder.META_FILE).write_text(json.dumps(meta))
+    seen = _session_files(monkeypatch)
+    cold, plain = load_query_encoder(export_dir, threads=1), load_query_encoder(plain_dir)
+    bulk = load_query_encoder(export_dir, bulk=True)
+    assert seen == [coldgraph.COLD_MODEL_FILE, onnx_encoder.MODEL_FILE, onnx_encoder.MODEL_FILE]
+    vecs = plain.encode(SENTENCES)
+    np.testing.assert_array_equal(cold.encode(SENTENCES), vecs)
+    np.testing.assert_allclose(bulk.encode(SENTENCES), vecs, atol=1e-5)
+
+
+@pytest.mark.parametrize("damage", ["graph_garbage", "weights_truncated", "weights_missing", "other_onnxruntime",
+                                    "unloadable"])
+def test_damaged_cold_graph_falls_back_then_is_rewritten(export_dir, encoder, tmp_path, monkeypatch, damage):
+    """A cold graph that is damaged, missing or from another onnxruntime is never loaded: the plain graph
+    answers (same vectors) and `ensure_cold_model` (ingest) writes a good one again."""
+    d = tmp_path / "qe"
+    shutil.copytree(export_dir, d)
+    graph, weights = d / coldgraph.COLD_MODEL_FILE, d / coldgraph.COLD_WEIGHTS_FILE
+    meta_file = d / onnx_encoder.META_FILE
+    if damage == "graph_garbage":  # same size and mtime: only the recorded SHA-256 tells
+        st = graph.stat()
+        graph.write_bytes(b"\x08" * st.st_size)
+        os.utime(graph, ns=(st.st_atime_ns, st.st_mtime_ns))
+    elif damage == "weights_truncated":
+        with open(weights, "r+b") as f:
+            f.truncate(4096)
+    elif damage == "weights_missing":
+        weights.unlink()
+    elif damage == "other_onnxruntime":
+        meta = json.loads(meta_file.read_text())
+        meta["cold"]["onnxruntime"] = "0.0.1"
+        meta_file.write_text(json.dumps(meta))
+    else:  # recorded as fine but onnxruntime refuses it
+        monkeypatch.setattr(coldgraph, "cold_path", lambda export, meta: export / onnx_encoder.TOKENIZER_FILE)
+    seen = _session_files(monkeypatch)
+    enc = load_query_encoder(d)
+    assert enc is not None and seen[-1] == onnx_encoder.MODEL_FILE
+    np.testing.assert_array_equal(enc.encode(SENTENCES[:6]), encoder.encode(SENTENCES[:6]))
+    if damage == "unloadable":
+        return
+    assert not coldgraph.has_cold_model(d)
+    assert coldgraph.ensure_cold_model(d) and coldgraph.has_cold_model(d)
+    enc = load_query_encoder(d)
+    assert seen[-1] == coldgraph.COLD_MODEL_FILE
+    np.testing.assert_array_equal(enc.encode(SENTENCES[:6]), encoder.encode(SENTENCES[:6]))
+    assert not [p for p in d.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_cold_graph_refused_when_it_changes_the_vectors(export_dir, tmp_path, monkeypatch):
+    """`write_cold_model` checks the saved graph against the plain one before meta.json names it."""
+    d = tmp_path / "qe"
+    shutil.copytree(export_dir, d)
+    meta = json.loads((d / onnx_encoder.META_FILE).read_text())
+    del meta["cold"]
+    (d / onnx_encoder.META_FILE).write_text(json.dumps(meta))
+    monkeypatch.setattr(coldgraph.np, "allclose", lambda *a, **k: False)
+    with pytest.raises(ValueError, match="does not reproduce"):
+        coldgraph.write_cold_model(d)
+    assert not coldgraph.ensure_cold_model(d) and not coldgraph.has_cold_model(d)
+    assert load_query_encoder(d) is not None

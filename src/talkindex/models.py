@@ -20,7 +20,6 @@ Nothing here downloads anything: ``install_command`` says what pip command fetch
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata as md
 import json
 import os
 import shutil
@@ -126,6 +125,8 @@ def install_command(name: str, python: str | None = None) -> list[str]:
 
 
 def _part_path(dist: str, version: str, rel: str) -> Path:
+    import importlib.metadata as md  # not at the top: `ask` resolves model paths here and needs none of it
+
     try:
         d = md.distribution(dist)
     except md.PackageNotFoundError:
@@ -268,6 +269,8 @@ def verify(name: str | ModelSpec, root: Path | None = None) -> bool:
 
 def status(root: Path | None = None) -> list[dict]:
     """One row per known offline model: installed parts, assembled path (for `talkindex models list`)."""
+    import importlib.metadata as md
+
     rows = []
     for s in SPECS.values():
         have = []

@@ -287,10 +287,23 @@ def _fast_ask(argv: list[str]) -> bool:
         return False
     if str(a.home) in ("", "."):
         return False
+    if a.file is None and a.mode != "keyword" and _valid(a):
+        from ..search.prefetch import start
+
+        start(a.home, a.question)  # the query encoders load while the rest is imported
     try:
         ask(**vars(a))
     except typer.Exit as e:
         sys.exit(e.exit_code)
+    return True
+
+
+def _valid(a) -> bool:
+    """Whether `ask` will accept these arguments (it refuses them itself, with the shared messages)."""
+    try:
+        AskRequest(a.question, a.k, mode=a.mode, show=a.show, since=a.since, episode=a.episode)
+    except (TalkindexError, TypeError, ValueError):
+        return False
     return True
 
 

@@ -9,6 +9,7 @@ same truncation (max_seq_length), padding, query prompt, attention-mask-weighted
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -19,6 +20,8 @@ import numpy as np
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+log = logging.getLogger("talkindex")
 
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
@@ -136,6 +139,9 @@ def export_query_encoder(model: SentenceTransformer, out_dir: Path) -> Path:
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
+    from .coldgraph import ensure_cold_model
+
+    ensure_cold_model(out_dir)
     return out_dir
 
 
@@ -157,6 +163,21 @@ class OnnxQueryEncoder:
         self._prompt: str = meta.get("query_prompt") or ""
         self._prompt_length: int = int(meta.get("prompt_length") or 0)
 
+        from .coldgraph import cold_path, cold_session
+
+        cold = None if bulk else cold_path(export_dir, meta)
+        self._session = None
+        if cold is not None:
+            try:
+                self._session = cold_session(ort, cold, threads)
+            except Exception:  # noqa: BLE001 - a damaged pre-optimised file: the plain graph still works
+                log.debug("%s unusable; optimising %s instead", cold, MODEL_FILE, exc_info=True)
+        if self._session is None:
+            self._session = ort.InferenceSession(str(export_dir / MODEL_FILE), sess_options=_session_options(
+                ort, threads, bulk), providers=["CPUExecutionProvider"])
+        self._input_names = [i.name for i in self._session.get_inputs()]
+
+        # After the session: it loads without the GIL, the tokenizer's JSON is parsed holding it.
         tok = Tokenizer.from_file(str(export_dir / TOKENIZER_FILE))
         tok.no_padding()
         tok.enable_truncation(max_length=int(meta["max_seq_length"]), stride=0, strategy="longest_first")
@@ -164,24 +185,6 @@ class OnnxQueryEncoder:
             direction=meta.get("padding_side", "right"), pad_id=int(meta["pad_id"]), pad_token=meta["pad_token"]
         )
         self._tokenizer = tok
-
-        opts = ort.SessionOptions()
-        if bulk:  # ingest's passages: the full fusions and pre-packed weights (mpnet: 17.8 s → 14.7 s a 526-text run)
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        else:
-            # Cold start dominates one query (measured on 2 cores): BASIC optimisation starts as fast as
-            # loading a pre-optimised model and the extended/ALL fusions gain nothing on a short query;
-            # skipping weight pre-packing saves ~0.1 s of session start for a few ms of first-run cost.
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-            opts.add_session_config_entry("session.disable_prepacking", "1")
-        opts.intra_op_num_threads = threads or os.cpu_count() or 1
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.log_severity_level = 3
-        self._session = ort.InferenceSession(
-            str(export_dir / MODEL_FILE), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
-        self._input_names = [i.name for i in self._session.get_inputs()]
 
     def encode(self, texts: list[str], normalize: bool = True, batch_size: int = 32,
                query: bool = True) -> np.ndarray:
@@ -230,6 +233,23 @@ def load_query_encoder(export_dir: Path, threads: int | None = None, bulk: bool 
         return OnnxQueryEncoder(export_dir, threads=threads, bulk=bulk)
     except Exception:  # noqa: BLE001 - tokenizers/onnxruntime raise bare Exception/RuntimeError on corrupt files
         return None
+
+
+def _session_options(ort: Any, threads: int | None, bulk: bool) -> Any:
+    opts = ort.SessionOptions()
+    if bulk:  # ingest's passages: the full fusions and pre-packed weights (mpnet: 17.8 s → 14.7 s a 526-text run)
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    else:
+        # Cold start dominates one query (measured on 2 cores): the extended/ALL fusions gain nothing on a
+        # short query; skipping weight pre-packing saves ~0.4 s of mpnet's session start (it halves a
+        # question's run, 100 → 50 ms on one thread, so live readers swap in bulk sessions later).
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        opts.add_session_config_entry("session.disable_prepacking", "1")
+    opts.intra_op_num_threads = threads or os.cpu_count() or 1
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    return opts
 
 
 def _pool(hidden: np.ndarray, mask: np.ndarray, modes: tuple[str, ...], prompt_length: int) -> np.ndarray:

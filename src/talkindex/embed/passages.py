@@ -183,10 +183,14 @@ class OnnxEmbedder:
 def onnx_embedder(name: str) -> OnnxEmbedder | None:
     """The torch-free embedder for `name` when this machine has its export, else None."""
     try:
+        from .coldgraph import ensure_cold_model
         from .onnx import load_query_encoder
     except ImportError:
         return None
-    enc = load_query_encoder(export_dir(name), bulk=True)
+    out = export_dir(name)
+    if (out / "meta.json").exists():
+        ensure_cold_model(out)  # exports made before the cold-start graph existed gain it here
+    enc = load_query_encoder(out, bulk=True)
     return OnnxEmbedder(name, enc) if enc is not None else None
 
 

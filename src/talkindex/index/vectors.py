@@ -253,6 +253,15 @@ class VectorIndex:
             p.unlink(missing_ok=True)
 
     # -- reads -----------------------------------------------------------------------------------
+    def open(self) -> None:
+        """Map every segment now (a reader's first question does this while its query encoders load);
+        an unreadable one is left for `search` to warn about."""
+        for s in self.manifest()["segments"]:
+            try:
+                self._index(s["file"])
+            except (RuntimeError, OSError):
+                continue
+
     def _index(self, file: str):
         idx = self._loaded.get(file)
         if idx is None:

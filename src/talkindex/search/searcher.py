@@ -149,18 +149,27 @@ class Searcher:
 
         names = self.config.embedders
         load = partial(self._member_encoder, bulk=bulk)
-        if len(names) == 1:
-            return load(names[0])
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(len(names)) as pool:  # sessions load in parallel: a cold ask waits for the slowest
-            encoders = list(pool.map(load, names))
+            loading = [pool.submit(load, name) for name in names]
+            if not bulk:  # meanwhile (onnxruntime loads without the GIL): the first search maps them anyway
+                self.vectors.open()
+            encoders = [f.result() for f in loading]
+        if len(encoders) == 1:
+            return encoders[0]
         return lambda texts: join_unit([enc(texts) for enc in encoders])
 
     def _member_encoder(self, name: str, bulk: bool = False):
         from ..embed.passages import embedder_key, export_dir
 
         export = export_dir(name)
+        if not bulk:
+            from .prefetch import take
+
+            ahead = take(export)  # loaded while the CLI's fast ask was importing (prefetch.py)
+            if ahead is not None:
+                return ahead
         try:
             from ..embed.onnx import load_query_encoder
 
