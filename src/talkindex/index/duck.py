@@ -10,8 +10,6 @@ from __future__ import annotations
 import threading
 import time
 
-import duckdb
-
 # DuckDB caches one database instance per file per process; opening and closing connections from
 # two threads at once races on that cache ("pandas_scan does not exist", "Unique file handle
 # conflict"). The pipeline opens from its main and writer threads, so opens/closes are serialised.
@@ -29,6 +27,8 @@ _closer: threading.Thread | None = None
 def keep_reader(path: str) -> None:
     """Open (or touch) the keeper for `path`; caller holds OPEN_LOCK."""
     global _closer
+    import duckdb
+
     k = _keepers.get(path)
     if k is None:
         try:

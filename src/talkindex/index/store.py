@@ -17,8 +17,8 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import duckdb
 import numpy as np
 
 from ..errors import BusyError, HomeError
@@ -27,6 +27,9 @@ from ..records import Chapter, Chunk, Episode, Status, Transcript, chapters_of
 from . import catalog
 from .catalog import file_key
 from .duck import OPEN_LOCK, READER_KEEP_S, bulk_insert, dict_rows, drop_reader, keep_reader, touch_reader
+
+if TYPE_CHECKING:
+    import duckdb
 
 log = logging.getLogger("talkindex")
 
@@ -91,6 +94,7 @@ class Store:
     @contextlib.contextmanager
     def connect(self, read_only: bool = False, wait: float = LOCK_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection]:
         """Open briefly, retrying while another process holds the file."""
+        import duckdb  # here, not at the top: a reader ranking from the snapshot (catalog.py) never imports it
         read_only = read_only and not self.writer
         if read_only and not self.path.exists():
             con = duckdb.connect(":memory:")
@@ -142,6 +146,8 @@ class Store:
         """Publish the readers' snapshot (index/catalog.py) of the database as it now is: called after
         every write connection that changed the file, so readers never need DuckDB's lock. A failure
         (disk full, read-only home) leaves the last catalog, whose stale key sends readers to DuckDB."""
+        import duckdb
+
         self._publishing = True
         try:
             with self.connect() as con:
