@@ -38,7 +38,9 @@ def ingest_options(args: argparse.Namespace, cuda: bool) -> IngestOptions:
 
     batch = args.batch_size if args.batch_size is not None else (16 if cuda and args.device != "cpu" else 0)
     try:
-        return IngestOptions.from_args({**vars(args), "batch_size": batch})
+        opts = IngestOptions.from_args({**vars(args), "batch_size": batch})
+        opts.lower_priority()  # the batch job's process only ingests (its Ray workers inherit it)
+        return opts
     except UsageError as e:
         print(f"{Path(sys.argv[0]).stem}: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -150,10 +150,24 @@ class IngestOptions:
     max_bytes: int = 4 * 2**30
     captions: str = "prefer"  # prefer | any | never: existing transcripts before ASR
     allow_private_urls: bool = False  # let remote documents point at private/loopback addresses
+    # CPU niceness of a process that only ingests (`talkindex ingest`, the batch jobs): on a shared box the
+    # readers beside it (ask, serve, mcp) keep the cores they need; alone, it runs at full speed (issue 23)
+    nice: int = 10
 
     def __post_init__(self) -> None:
         if self.captions not in CAPTION_POLICIES:
             raise UsageError(f"--captions {self.captions}: use one of {', '.join(CAPTION_POLICIES)}")
+
+    def lower_priority(self) -> None:
+        """Lower this process's CPU priority to `nice` (never raises it; a no-op where unsupported)."""
+        import os
+
+        try:
+            now = os.nice(0)
+            if self.nice > now:
+                os.nice(self.nice - now)
+        except (AttributeError, OSError):
+            pass
 
     @classmethod
     def from_args(cls, args: Mapping) -> IngestOptions:

@@ -104,6 +104,9 @@ def ingest(
     cookies_from_browser: Annotated[Optional[str], typer.Option(
         "--cookies-from-browser", metavar="BROWSER", help="Let yt-dlp read cookies from this browser "
         "(firefox, chrome, …; BROWSER[+KEYRING][:PROFILE] as yt-dlp takes it).")] = None,
+    nice: Annotated[int, typer.Option(help="CPU niceness of this ingest (0-19; 0: normal priority). A batch "
+                                      "yields the cores to questions asked beside it; alone it runs at full "
+                                      "speed.", min=0, max=19)] = _INGEST.nice,
     json_out: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -138,6 +141,7 @@ def ingest(
 
         set_allow_private(True)  # also for batch workers this process starts
     idx = _index(home)
+    opts.lower_priority()
     with IngestProgress(json_out) as progress:
         report = idx.ingest(inputs, opts, progress, [str(e) for e in errors])
     from ..api import dumps

@@ -146,3 +146,30 @@ def test_damaged_rows_file_is_skipped_not_fatal(tiny_home, tmp_path):
     layout.rows(victim).write_bytes(b"PK\x03\x04 cut")
     hits = Index(home).ask(QUESTIONS[0], k=10)
     assert hits and all(h.episode_id != victim for h in hits)
+
+
+@pytest.mark.parametrize("args,want", [((), 10), (("--nice", "0"), 0), (("--nice", "19"), 19)])
+def test_ingest_runs_at_low_cpu_priority(tmp_path, args, want):
+    """`talkindex ingest` yields the cores to readers beside it: it runs at niceness 10 unless told
+    (measured by the server its feed is fetched from, while the process runs)."""
+    import os
+
+    from loopback import routes
+
+    seen: list[int] = []
+    child: dict[str, int] = {}
+
+    def enclosure(h):
+        seen.append(os.getpriority(os.PRIO_PROCESS, child["pid"]))
+        h.send_error(404)
+
+    feed = ('<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item><title>a</title><guid>a</guid>'
+            '<enclosure url="http://127.0.0.1:PORT/a.mp3" type="audio/mpeg" length="1"/></item></channel></rss>')
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "NO_COLOR": "1"}
+    with routes({"/feed.xml": feed.encode(), "/a.mp3": enclosure}) as (base, _hits):
+        p = subprocess.Popen([sys.executable, "-m", "talkindex", "ingest", f"{base}/feed.xml", "--home",
+                              str(tmp_path / "h"), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        child["pid"] = p.pid
+        _out, err = p.communicate(timeout=300)
+    assert p.returncode == 1, err  # the enclosure 404s: named, exit 1
+    assert seen and set(seen) == {max(want, os.nice(0))}, seen
