@@ -107,6 +107,7 @@ def test_stale_catalog_falls_back_to_duckdb(tiny_home, tmp_path):
     con.close()
     idx = Index(home)
     assert idx.searcher.snapshots.current() is None
+    assert [p.kind for p in idx.doctor()[0]] == ["reader-snapshot"]
     after = _answers(idx)
     assert [[a[:4] for a in q] for q in after] == [[b[:4] for b in q] for q in before]
     assert all(a[4] == "Renamed after publication" for q in after for a in q)
@@ -131,7 +132,8 @@ def test_home_without_snapshot_gets_one_from_its_next_writer(tiny_home, tmp_path
     idx = Index(home)
     assert idx.searcher.snapshots.current() is None
     assert _answers(idx) == before
-    assert run_cli("doctor", "--repair", home=home).returncode == 0
+    p = run_cli("doctor", "--repair", home=home)
+    assert p.returncode == 0 and "published the readers' snapshot" in p.stdout + p.stderr, p.stdout + p.stderr
     assert Index(home).searcher.snapshots.current() is not None
     assert _answers(Index(home)) == before
     assert {p: p.stat().st_mtime_ns for p in emb} == emb  # nothing re-embedded

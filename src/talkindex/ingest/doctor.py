@@ -87,7 +87,26 @@ def check(home: str | Path) -> list[Problem]:
     out += _check_vectors(st)
     out += _check_episodes(st)
     out += _check_files(st)
+    out += _check_snapshot(layout)
     return out
+
+
+def _check_snapshot(layout: Layout) -> list[Problem]:
+    """The readers' snapshot (index/catalog.py): absent, stale or incomplete sends `ask` to DuckDB, where
+    it waits whenever a writer holds the file. Repaired by republishing (rows files from the chunks table)."""
+    from ..home import ingest_running
+    from ..index import catalog
+
+    cat = catalog.load(layout)
+    if cat is None:
+        why = f"{layout.catalog} is missing or unreadable"
+    elif not cat.complete:
+        why = f"{layout.catalog}: some indexed episodes have no rows.npz"
+    elif cat.db_key != catalog.file_key(layout.db) and not ingest_running(layout):
+        why = f"{layout.catalog} is older than the database (a writer stopped before publishing it)"
+    else:
+        return []
+    return [Problem("reader-snapshot", why + "; questions read DuckDB and wait while a writer holds it")]
 
 
 def _faiss_ids(st: _State, out: list[Problem]) -> np.ndarray | None:
@@ -245,6 +264,8 @@ def repair(home: str | Path) -> list[str]:
             done.append(f"detected the chapters of {n} episode(s) indexed before chapter detection")
         before = {e for e, ep in pipe.store.snapshot()["episodes"].items() if ep["status"] == "transcribed"}
         pipe.housekeeping.reconcile()  # drops orphan vectors; indexes 'transcribed' episodes from their transcripts
+        if "reader-snapshot" in kinds:  # reconcile's last step republished it
+            done.append("published the readers' snapshot (catalog.json and the episodes' rows.npz)")
         after = pipe.store.statuses()
         for eid in sorted(before):
             status = after.get(eid)
