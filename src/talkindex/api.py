@@ -34,6 +34,9 @@ class Index:
         self.vectors = VectorIndex(self.layout.vectors)
         self._searcher = None
         self._has_index = False
+        from .search.batching import QueryBatcher
+
+        self._batcher = QueryBatcher(lambda texts: self.searcher.encode(texts))  # the current searcher's
 
     # -- writing -----------------------------------------------------------------------------
     def ingest(self, inputs: list[str], options=None, progress=None, input_errors: list[str] | None = None):
@@ -84,11 +87,12 @@ class Index:
         return SearchOptions.of(req)
 
     def encode(self, req: AskRequest):
-        """The question's vector for `ask(qvec=)` (None in keyword mode, which needs none); thread-safe."""
+        """The question's vector for `ask(qvec=)` (None in keyword mode, which needs none); thread-safe:
+        questions that arrive while another is being encoded are encoded together (`search.batching`)."""
         if req.mode == "keyword":
             return None
         self._require_index()
-        return self.searcher.encode([req.question])[0]
+        return self._batcher(req.question)
 
     def ask_many(self, questions: list[str], k: int = DEFAULT_K, **filters) -> list[list[Hit]]:
         """Batch form of `ask`: the query encoder runs once over all questions; blank ones get []."""

@@ -148,7 +148,11 @@ def export_query_encoder(model: SentenceTransformer, out_dir: Path) -> Path:
 class OnnxQueryEncoder:
     """Torch-free query embedder over an export made by `export_query_encoder`."""
 
-    def __init__(self, export_dir: Path, threads: int | None = None, bulk: bool = False):
+    def __init__(self, export_dir: Path, threads: int | None = None, bulk: bool = False, spin: bool = True):
+        """`spin`: idle pool threads busy-wait for the next operator (onnxruntime's default; fastest when the
+        process has the cores to itself); off for a live reader, whose pool threads would otherwise keep
+        burning cores after each run that its ranking, HTTP and other clients' questions need (serve,
+        server CPU per question: 155 → 75 ms on the 2-core box beside other jobs)."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -174,7 +178,7 @@ class OnnxQueryEncoder:
                 log.debug("%s unusable; optimising %s instead", cold, MODEL_FILE, exc_info=True)
         if self._session is None:
             self._session = ort.InferenceSession(str(export_dir / MODEL_FILE), sess_options=_session_options(
-                ort, threads, bulk), providers=["CPUExecutionProvider"])
+                ort, threads, bulk, spin), providers=["CPUExecutionProvider"])
         self._input_names = [i.name for i in self._session.get_inputs()]
 
         # After the session: it loads without the GIL, the tokenizer's JSON is parsed holding it.
@@ -223,19 +227,21 @@ class OnnxQueryEncoder:
         return _pool(hidden, arrays["attention_mask"], self._modes, prompt_length)
 
 
-def load_query_encoder(export_dir: Path, threads: int | None = None, bulk: bool = False) -> OnnxQueryEncoder | None:
+def load_query_encoder(export_dir: Path, threads: int | None = None, bulk: bool = False,
+                       spin: bool = True) -> OnnxQueryEncoder | None:
     """The encoder for `export_dir`, or None when the export is missing, partial or unreadable; `bulk`:
-    a session optimised for throughput (ingest's passages) rather than for a cold start."""
+    a session optimised for throughput (ingest's passages) rather than for a cold start; `spin`: see
+    `OnnxQueryEncoder`."""
     export_dir = Path(export_dir)
     if _read_meta(export_dir) is None:
         return None
     try:
-        return OnnxQueryEncoder(export_dir, threads=threads, bulk=bulk)
+        return OnnxQueryEncoder(export_dir, threads=threads, bulk=bulk, spin=spin)
     except Exception:  # noqa: BLE001 - tokenizers/onnxruntime raise bare Exception/RuntimeError on corrupt files
         return None
 
 
-def _session_options(ort: Any, threads: int | None, bulk: bool) -> Any:
+def _session_options(ort: Any, threads: int | None, bulk: bool, spin: bool = True) -> Any:
     opts = ort.SessionOptions()
     if bulk:  # ingest's passages: the full fusions and pre-packed weights (mpnet: 17.8 s → 14.7 s a 526-text run)
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -249,6 +255,8 @@ def _session_options(ort: Any, threads: int | None, bulk: bool) -> Any:
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3
+    if not spin:  # see OnnxQueryEncoder
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return opts
 
 

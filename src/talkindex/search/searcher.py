@@ -173,8 +173,9 @@ class Searcher:
         try:
             from ..embed.onnx import load_query_encoder
 
-            enc = load_query_encoder(export, bulk=bulk) or load_query_encoder(self.layout.query_encoder(
-                embedder_key(name)), bulk=bulk)  # homes made before exports were shared
+            # throughput sessions do not spin (OnnxQueryEncoder); the second: homes from before shared exports
+            enc = load_query_encoder(export, bulk=bulk, spin=not bulk) or load_query_encoder(
+                self.layout.query_encoder(embedder_key(name)), bulk=bulk, spin=not bulk)
         except ImportError:
             enc = None
         if enc is not None:

@@ -198,8 +198,9 @@ def create_app(home: str | Path | None = None, index: Index | None = None,
         return HTMLResponse(env.get_template(name).render(**ctx), status_code=code)
 
     def ask(req: AskRequest):
-        """The query encoders (most of an ask's time, two models) run outside the lock: onnxruntime
-        sessions are thread-safe and release the GIL, so concurrent clients overlap on the cores."""
+        """The query encoders (most of an ask's time, two models) run outside the lock: questions that
+        arrive while others are being encoded share one ONNX run (`Index.encode`, `search.batching`),
+        which costs far less CPU than a run each, and ranking overlaps the next run."""
         qvec = index.encode(req)
         with lock:
             return index.ask(req, qvec=qvec)
