@@ -7,7 +7,7 @@ configuration is then evaluated in memory from the stored transcripts: re-chunke
 `talkindex.transcripts.chunking`, re-embedded (vectors cached on disk per (embedder, text)), dense candidates by
 exact cosine (what FAISS "Flat" returns at this size), keyword candidates by the product's keyword
 index (`talkindex.index.bm25.KeywordIndex`, one segment per episode as ingest writes; the DuckDB fts SQL
-where that module is absent), and ranked by `talkindex.search.searcher.rank_candidates`, the product's own
+where that module is absent), and ranked by `talkindex.search.ranking.rank_candidates`, the product's own
 ranking code. Scoring is `talkindex.eval.evaluate` (a hit: right episode, overlapping the answer ±1 sentence).
 
     python benchmarks/bench_retrieval.py SET_DIR [SET_DIR ...] [--homes DIR] [--only NAME ...] [--json OUT]
@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from talkindex.eval.evaluate import compare, question_row, summarize  # noqa: E402
 from talkindex.records import Transcript  # noqa: E402
-from talkindex.search.searcher import SearchOptions, _SentenceSims, normalize_numbers, rank_candidates  # noqa: E402
+from talkindex.search.ranking import _SentenceSims, normalize_numbers, rank_candidates  # noqa: E402
+from talkindex.search.searcher import SearchOptions  # noqa: E402
 from talkindex.transcripts import chunking  # noqa: E402
 
 try:

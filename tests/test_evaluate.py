@@ -102,7 +102,8 @@ def test_ranking_core_that_the_benchmark_shares_with_search():
     """search.rank_candidates is pure: the retrieval benchmark tunes exactly what `ask` runs."""
     import numpy as np
 
-    from talkindex.search.searcher import SearchOptions, normalize_numbers, rank_candidates, start_sentence
+    from talkindex.search.ranking import normalize_numbers, rank_candidates, start_sentence
+    from talkindex.search.searcher import SearchOptions
 
     rows = {i: {"episode_id": ep, "start": 10.0 * i, "end": 10.0 * i + 12, "quality": 1.0, "first_sentence": 2 * i,
                 "last_sentence": 2 * i + 1, "text": "t"} for i, ep in enumerate(["a", "a", "b", "b"])}

@@ -163,7 +163,8 @@ def test_live_reader_follows_a_reindex(tiny_home, tmp_path):
 def test_rerank_stage_reorders_by_the_scorer():
     """`SearchOptions.reranker` re-scores the fused top windows (a cross-encoder online); the stage
     keeps the scorer's order whatever its scale."""
-    from talkindex.search.searcher import SearchOptions, rerank_stage
+    from talkindex.search.ranking import rerank_stage
+    from talkindex.search.searcher import SearchOptions
 
     rows = {i: {"episode_id": f"e{i}", "start": 0.0, "end": 10.0, "quality": 1.0, "first_sentence": 0,
                 "last_sentence": 0, "text": f"window {i}"} for i in range(1, 6)}

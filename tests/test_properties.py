@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from talkindex.errors import SourceError
 from talkindex.records import Segment, Transcript, Word
-from talkindex.search.searcher import RRF_K, _rrf
+from talkindex.search.ranking import RRF_K, _rrf
 from talkindex.sources.resolve import MAX_LINE, read_urls_file
 from talkindex.transcripts import chunking
 
