@@ -79,6 +79,7 @@ def main() -> None:
     ap.add_argument("--chunks", type=int, default=100_000)
     ap.add_argument("--embedders", metavar="A+B", help="the index's models (default: the product's ensemble)")
     ap.add_argument("--reader", choices=("api", "serve", "cli"), default="api", help="who asks (see above)")
+    ap.add_argument("--ingest-nice", type=int, help="the ingest's --nice (default: ingest's own default)")
     a = ap.parse_args()
     names = index_sets([a.embedders] if a.embedders else None)[0]
     src = CACHE / f"synth-real-{label(names)}-{a.chunks}"
@@ -103,8 +104,9 @@ def main() -> None:
             feed = site / "with.xml"
             feed.write_text(feed.read_text().replace("PORT", base.rsplit(":", 1)[1]))
             t0 = time.time()
-            p = subprocess.run([sys.executable, "-m", "talkindex", "ingest", f"{base}/with.xml", "--home", str(home)],
-                               capture_output=True, text=True, env=env)
+            nice = [] if a.ingest_nice is None else ["--nice", str(a.ingest_nice)]
+            p = subprocess.run([sys.executable, "-m", "talkindex", "ingest", f"{base}/with.xml", "--home", str(home),
+                                *nice], capture_output=True, text=True, env=env)
             t1 = time.time()
         time.sleep(3)
         stop.touch()
@@ -113,7 +115,8 @@ def main() -> None:
             raise SystemExit(f"ingest failed: {p.stderr[-1500:]}")
         before = [d for t, d in lat if t + d < t0]
         during = [d for t, d in lat if t < t1 and t + d > t0]
-        print(f"reader: {a.reader}; ingest of 3 episodes (transcripts) into a {a.chunks}-chunk home of "
+        print(f"reader: {a.reader}; ingest --nice {'default' if a.ingest_nice is None else a.ingest_nice}; "
+              f"ingest of 3 episodes (transcripts) into a {a.chunks}-chunk home of "
               f"{'+'.join(names)}: {t1 - t0:.1f} s; load average at the end {os.getloadavg()[0]:.2f}")
         slow = sorted(((d, t - t0) for t, d in lat if t < t1 and t + d > t0), reverse=True)[:5]
         print("  slowest asks during the ingest (ms, started at s into it): "
