@@ -293,7 +293,7 @@ def test_hostile_metadata_stored_verbatim_never_a_path(hostile):
     for d in (home / "episodes").iterdir():
         assert re.fullmatch(r"[A-Za-z0-9_-]+", d.name), d
     assert {p.name for p in home.iterdir()} <= {"talkindex.duckdb", "talkindex.duckdb.wal", "vectors", "episodes",
-                                                "media", "keywords", "config.json", "ingest.lock"}
+                                                "media", "keywords", "config.json", "ingest.lock", "catalog.json"}
     for p in (home / "media").iterdir():
         assert re.fullmatch(r"[A-Za-z0-9_-]+\.[a-z0-9]+(\.ok)?", p.name), p  # media and its verification record
     with Store(Layout(home)).connect(read_only=True) as con:

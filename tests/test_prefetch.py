@@ -25,9 +25,9 @@ def _spy_loads(monkeypatch) -> list[int | None]:
     seen: list[int | None] = []
     real = onnx.OnnxQueryEncoder.__init__
 
-    def spy(self, export_dir, threads=None, bulk=False):
+    def spy(self, export_dir, threads=None, **kw):
         seen.append(threads)
-        real(self, export_dir, threads, bulk)
+        real(self, export_dir, threads, **kw)
 
     monkeypatch.setattr(onnx.OnnxQueryEncoder, "__init__", spy)
     return seen
