@@ -139,6 +139,25 @@ def test_home_without_snapshot_gets_one_from_its_next_writer(tiny_home, tmp_path
     assert {p: p.stat().st_mtime_ns for p in emb} == emb  # nothing re-embedded
 
 
+def test_sentence_vectors_read_by_rows_until_asked_again(tiny_home):
+    """A one-shot ask reads only the rows of sentence vectors it scores; the episodes of a second
+    question are held in memory; the answers are the same either way."""
+    from talkindex.index.npzrows import NpzRows
+
+    def sent_vecs(s):
+        return [v[1] for (_, key), v in s._vec_cache.items() if key == "sent_vecs"]
+
+    idx = Index(tiny_home)
+    first = [(h.chunk_id, h.start, h.score) for h in idx.ask(QUESTIONS[0], k=5)]
+    views = sent_vecs(idx.searcher)
+    assert views and all(isinstance(v, NpzRows) for v in views)
+    again = [(h.chunk_id, h.start, h.score) for h in idx.ask(QUESTIONS[0], k=5)]
+    held = sent_vecs(idx.searcher)
+    assert held and not any(isinstance(v, NpzRows) for v in held)
+    assert idx.searcher._vec_bytes == sum(v[1].nbytes for v in idx.searcher._vec_cache.values() if v[1] is not None)
+    assert again == first
+
+
 def test_damaged_rows_file_is_skipped_not_fatal(tiny_home, tmp_path):
     """A rows file whose ids do not match the catalog's range (or is cut) drops that episode's hits only."""
     home = tmp_path / "h"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..index.npzrows import NPZ_ERRORS, member_rows
+from ..index.npzrows import NPZ_ERRORS, NpzRows, member_rows
 from ..records import Hit
 from ..requests import DEFAULT_MODE, AskRequest
 from .links import youtube_id
@@ -172,7 +172,7 @@ class Searcher:
         try:
             from ..embed.onnx import load_query_encoder
 
-            # throughput sessions do not spin (OnnxQueryEncoder); the second: homes from before shared exports
+            # throughput sessions spin only during a run (OnnxQueryEncoder); the second: homes before shared exports
             enc = load_query_encoder(export, bulk=bulk, spin=not bulk) or load_query_encoder(
                 self.layout.query_encoder(embedder_key(name)), bulk=bulk, spin=not bulk)
         except ImportError:
@@ -302,10 +302,12 @@ class Searcher:
 
     def _stored(self, episode_id: str, key: str) -> np.ndarray | None:
         """One array of an episode's embeddings file (`sent_vecs`, `sent_starts`, `chunk_ids`, ...), cached
-        until its file changes. The vectors (`ROWS_ON_DEMAND`) are held in memory up to
-        VECTOR_CACHE_BYTES, and beyond it are views that read only the rows asked for (npzrows.py:
-        a home of 1M chunks has ~4 GB of sentence vectors); least recently used arrays are dropped
-        when the budget is exceeded."""
+        until its file changes. The vectors (`ROWS_ON_DEMAND`) start as views that read only the rows
+        asked for (npzrows.py), and are held in memory from their second question on, up to
+        VECTOR_CACHE_BYTES (a home of 1M chunks has ~4 GB of sentence vectors); least recently used
+        arrays are dropped when the budget is exceeded. Why not on first use: a one-shot `ask` touches
+        ~50 episodes once, and reading their whole arrays (~160 MB at 100k chunks) was a third of its
+        time and most of its kernel time."""
         in_rows = key in ROWS_FILE
         path = self._paths.get((episode_id, in_rows))
         if path is None:
@@ -316,16 +318,22 @@ class Searcher:
         except OSError:
             return None
         cached = self._vec_cache.get((episode_id, key))
+        held = None
         if cached and cached[0] == mtime:
             self._vec_cache.move_to_end((episode_id, key))
-            return cached[1]
+            held = cached[1]
+            if not (isinstance(held, NpzRows) and self._fits(held)):
+                return held
         try:
-            arr = member_rows(path, key) if key in ROWS_ON_DEMAND or in_rows else None
-            if arr is not None and self._vec_bytes + arr.shape[0] * arr.row_bytes <= VECTOR_CACHE_BYTES:
-                arr = np.asarray(arr)  # while the budget lasts, held in memory (one read, no CRC pass)
-            elif arr is None:
-                with np.load(path) as z:
-                    arr = z[key] if key in z.files else None  # None is cached too (older files lack sent_starts)
+            if held is not None:
+                arr = np.asarray(held)  # asked for again: held in memory now (one read, no CRC pass)
+            else:
+                arr = member_rows(path, key) if key in ROWS_ON_DEMAND or in_rows else None
+                if arr is None:
+                    with np.load(path) as z:
+                        arr = z[key] if key in z.files else None  # None is cached too (older files lack sent_starts)
+                elif (in_rows or cached) and self._fits(arr):  # rows files are small; changed vectors were held
+                    arr = np.asarray(arr)
         except NPZ_ERRORS:
             return None
         if key == "chunk_ids" and arr is not None:
@@ -336,6 +344,9 @@ class Searcher:
         while self._vec_bytes > VECTOR_CACHE_BYTES and len(self._vec_cache) > 1:
             self._vec_bytes -= _nbytes(self._vec_cache.popitem(last=False)[1][1])
         return arr
+
+    def _fits(self, arr: NpzRows) -> bool:
+        return self._vec_bytes + arr.shape[0] * arr.row_bytes <= VECTOR_CACHE_BYTES
 
     def _sentence_vectors(self, episode_id: str) -> np.ndarray | None:
         return self._stored(episode_id, "sent_vecs")
