@@ -165,13 +165,14 @@ def pctl(xs: list[float], p: float) -> float:
 
 
 def member_encoders(names: list[str]) -> dict:
-    """Each model's ONNX query encoder, loaded as the Searcher loads it (machine-wide export)."""
+    """Each model's ONNX query encoder, loaded as a live Searcher holds it (machine-wide export; the
+    throughput session it swaps in after its first question, with the same thread settings)."""
     from talkindex.embed.onnx import load_query_encoder
     from talkindex.embed.passages import export_dir
 
     out = {}
     for n in names:
-        enc = load_query_encoder(export_dir(n))
+        enc = load_query_encoder(export_dir(n), bulk=True, spin=False)
         if enc is None:
             raise SystemExit(f"no ONNX export of {n} under {export_dir(n)}")
         out[n] = enc

@@ -302,12 +302,12 @@ class Searcher:
 
     def _stored(self, episode_id: str, key: str) -> np.ndarray | None:
         """One array of an episode's embeddings file (`sent_vecs`, `sent_starts`, `chunk_ids`, ...), cached
-        until its file changes. The vectors (`ROWS_ON_DEMAND`) start as views that read only the rows
-        asked for (npzrows.py), and are held in memory from their second question on, up to
-        VECTOR_CACHE_BYTES (a home of 1M chunks has ~4 GB of sentence vectors); least recently used
-        arrays are dropped when the budget is exceeded. Why not on first use: a one-shot `ask` touches
-        ~50 episodes once, and reading their whole arrays (~160 MB at 100k chunks) was a third of its
-        time and most of its kernel time."""
+        until its file changes. The vectors (`ROWS_ON_DEMAND`) are views that read only the rows asked
+        for (npzrows.py), the OS page cache caching the file. Sentence vectors stay views: a question
+        scores a few sentences in each of ~50 episodes (~7 µs a read), while holding whole arrays cost a
+        one-shot `ask` ~160 MB of reads at 100k chunks (a third of its time) and a live reader up to
+        VECTOR_CACHE_BYTES. Chunk vectors (a filtered exact search reads all of an episode's) are held
+        from their second use on, least recently used dropped beyond the budget."""
         in_rows = key in ROWS_FILE
         path = self._paths.get((episode_id, in_rows))
         if path is None:
@@ -322,7 +322,7 @@ class Searcher:
         if cached and cached[0] == mtime:
             self._vec_cache.move_to_end((episode_id, key))
             held = cached[1]
-            if not (isinstance(held, NpzRows) and self._fits(held)):
+            if not (isinstance(held, NpzRows) and key in HELD_ON_REUSE and self._fits(held)):
                 return held
         try:
             if held is not None:
@@ -332,8 +332,8 @@ class Searcher:
                 if arr is None:
                     with np.load(path) as z:
                         arr = z[key] if key in z.files else None  # None is cached too (older files lack sent_starts)
-                elif (in_rows or cached) and self._fits(arr):  # rows files are small; changed vectors were held
-                    arr = np.asarray(arr)
+                elif (in_rows or (cached and key in HELD_ON_REUSE)) and self._fits(arr):
+                    arr = np.asarray(arr)  # rows files are small; changed vectors were held before
         except NPZ_ERRORS:
             return None
         if key == "chunk_ids" and arr is not None:
@@ -362,7 +362,8 @@ def _nbytes(a: np.ndarray | None) -> int:
 
 
 ROWS_FILE = ("ids", "fields", "text_end", "text")  # members of an episode's rows.npz (index/catalog.py)
-ROWS_ON_DEMAND = ("sent_vecs", "chunk_vecs")  # beyond VECTOR_CACHE_BYTES, read by rows from the file (npzrows.py)
+ROWS_ON_DEMAND = ("sent_vecs", "chunk_vecs")  # read by rows from the file (npzrows.py) unless held
+HELD_ON_REUSE = ("chunk_vecs",)  # held in memory from the second use on, within VECTOR_CACHE_BYTES (see _stored)
 VECTOR_CACHE_BYTES = 512 * 2**20  # stored vectors a live reader keeps (float16: ~330k sentences)
 EXACT_FILTER_MAX = 200_000  # chunks: up to this many, a filtered dense search scores stored vectors exactly
 
