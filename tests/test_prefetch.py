@@ -68,3 +68,24 @@ def test_cli_ask_with_prefetch_matches_the_api(tiny_home):
         assert p.returncode == 0, p.stderr[-2000:]
         got = [(h["episode_id"], h["start"]) for h in json.loads(p.stdout)]
         assert got == [(h.episode_id, h.start) for h in Index(tiny_home).ask(Q, k=3, mode=mode)]
+
+
+@pytest.mark.parametrize("argv, starts", [
+    (["ask", Q, "--json", "--home", "HOME"], True),
+    (["ask", Q, "--home=HOME", "-k", "3"], True),
+    (["ask", "--home", "HOME", Q], False),  # an option first: left to the parser
+    (["ask", Q, "--home", "HOME", "--mode", "keyword"], False),  # perhaps no encoding at all
+    (["ask", Q, "--home", "HOME", "--help"], False),
+    (["ingest", Q, "--home", "HOME"], False),
+])
+def test_speculative_start_before_parsing(tiny_home, monkeypatch, argv, starts):
+    """`speculate` starts only the plain form; the parsed command line's `start` then keeps its encoders
+    (each model loaded once) and the ask gives the same hits."""
+    expected = Index(tiny_home).ask(Q, k=5)
+    names = Index(tiny_home).config.embedders
+    threads = _spy_loads(monkeypatch)
+    prefetch.speculate([str(tiny_home) if a == "HOME" else a.replace("HOME", str(tiny_home)) for a in argv])
+    assert bool(prefetch._pending) == starts
+    prefetch.start(tiny_home, Q)  # what _fast_ask does once the arguments are parsed
+    assert Index(tiny_home).ask(Q, k=5) == expected
+    assert threads == [1] * len(names)
