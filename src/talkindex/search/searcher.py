@@ -318,22 +318,20 @@ class Searcher:
         except OSError:
             return None
         cached = self._vec_cache.get((episode_id, key))
-        held = None
-        if cached and cached[0] == mtime:
-            self._vec_cache.move_to_end((episode_id, key))
-            held = cached[1]
-            if not (isinstance(held, NpzRows) and key in HELD_ON_REUSE and self._fits(held)):
-                return held
         try:
-            if held is not None:
-                arr = np.asarray(held)  # asked for again: held in memory now (one read, no CRC pass)
+            if cached and cached[0] == mtime:
+                self._vec_cache.move_to_end((episode_id, key))
+                arr = cached[1]
+                if not (key in HELD_ON_REUSE and isinstance(arr, NpzRows) and self._fits(arr)):
+                    return arr
+                arr = np.asarray(arr)  # asked for again: held in memory now (one read, no CRC pass)
             else:
                 arr = member_rows(path, key) if key in ROWS_ON_DEMAND or in_rows else None
                 if arr is None:
                     with np.load(path) as z:
                         arr = z[key] if key in z.files else None  # None is cached too (older files lack sent_starts)
-                elif (in_rows or (cached and key in HELD_ON_REUSE)) and self._fits(arr):
-                    arr = np.asarray(arr)  # rows files are small; changed vectors were held before
+                elif in_rows and self._fits(arr):
+                    arr = np.asarray(arr)  # rows files are small and read whole
         except NPZ_ERRORS:
             return None
         if key == "chunk_ids" and arr is not None:
