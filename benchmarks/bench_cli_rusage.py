@@ -26,6 +26,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
 from bench_ask import CACHE, queries  # noqa: E402
+from bench_concurrent import timed_ingest  # noqa: E402
 from bench_transcripts import make_site  # noqa: E402
 
 DEFAULT = CACHE / "synth-real-all-MiniLM-L6-v2+all-mpnet-base-v2-100000"
@@ -51,8 +52,6 @@ def main() -> None:
     a = ap.parse_args()
     if a.child:
         return asker(a.child[0], json.loads(a.child[1]), Path(a.child[2]))
-    from talkindex.serve.files import serve_directory
-
     env = {**os.environ, "PYTHONPATH": str(HERE.parent / "src"), "NO_COLOR": "1"}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -64,13 +63,7 @@ def main() -> None:
         r = subprocess.Popen([sys.executable, __file__, "--child", str(home), json.dumps(queries(home, 50)), str(stop)],
                              stdout=subprocess.PIPE, text=True, env=env)
         time.sleep(15)
-        with serve_directory(site) as base:
-            feed = site / "with.xml"
-            feed.write_text(feed.read_text().replace("PORT", base.rsplit(":", 1)[1]))
-            t0 = time.time()
-            p = subprocess.run([sys.executable, "-m", "talkindex", "ingest", f"{base}/with.xml", "--home", str(home)],
-                               capture_output=True, text=True, env=env)
-            t1 = time.time()
+        t0, t1, p = timed_ingest(site, home, env)
         time.sleep(3)
         stop.touch()
         lat = json.loads(r.communicate(timeout=120)[0])

@@ -69,6 +69,21 @@ print(json.dumps(out))
 """
 
 
+def timed_ingest(site: Path, home: Path, env: dict,
+                 extra: list[str] | None = None) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Serve `site` (made by bench_transcripts.make_site) on loopback and ingest its feed with
+    transcripts into `home` in a new process: (start, end, the CompletedProcess)."""
+    from talkindex.serve.files import serve_directory
+
+    with serve_directory(site) as base:
+        feed = site / "with.xml"
+        feed.write_text(feed.read_text().replace("PORT", base.rsplit(":", 1)[1]))
+        t0 = time.time()
+        p = subprocess.run([sys.executable, "-m", "talkindex", "ingest", f"{base}/with.xml", "--home", str(home),
+                            *(extra or [])], capture_output=True, text=True, env=env)
+        return t0, time.time(), p
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
@@ -86,8 +101,6 @@ def main() -> None:
     if not (src / "vectors" / "manifest.json").exists():
         raise SystemExit(f"{src} is missing: run bench_ask.py --warm-chunks {a.chunks} "
                          f"--embedders {'+'.join(names)} first")
-    from talkindex.serve.files import serve_directory
-
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "NO_COLOR": "1"}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -100,14 +113,8 @@ def main() -> None:
         reader = subprocess.Popen([sys.executable, "-c", READER, str(home), json.dumps(queries(home, 50)), str(stop),
                                    a.reader, str(HERE)], stdout=subprocess.PIPE, text=True, env=env)
         time.sleep(15 if a.reader == "cli" else 8)  # questions before the ingest starts
-        with serve_directory(site) as base:
-            feed = site / "with.xml"
-            feed.write_text(feed.read_text().replace("PORT", base.rsplit(":", 1)[1]))
-            t0 = time.time()
-            nice = [] if a.ingest_nice is None else ["--nice", str(a.ingest_nice)]
-            p = subprocess.run([sys.executable, "-m", "talkindex", "ingest", f"{base}/with.xml", "--home", str(home),
-                                *nice], capture_output=True, text=True, env=env)
-            t1 = time.time()
+        nice = [] if a.ingest_nice is None else ["--nice", str(a.ingest_nice)]
+        t0, t1, p = timed_ingest(site, home, env, nice)
         time.sleep(3)
         stop.touch()
         lat = json.loads(reader.communicate(timeout=120)[0])
